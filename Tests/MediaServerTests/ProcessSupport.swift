@@ -1,0 +1,99 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Runs the built `mediafs` binary and other programs, for tests that need a separate process.
+enum Programs {
+    /// The `mediafs` executable next to the test bundle (SwiftPM builds it for this target).
+    static var mediafs: String {
+        get throws {
+            var candidates: [URL] = []
+            if let env = ProcessInfo.processInfo.environment["MEDIAFS_BIN"] { candidates.append(URL(fileURLWithPath: env)) }
+            var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            for _ in 0..<6 {
+                candidates.append(directory.appendingPathComponent("mediafs"))
+                directory = directory.deletingLastPathComponent()
+            }
+            let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            candidates.append(cwd.appendingPathComponent(".build/debug/mediafs"))
+            guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+                throw ProgramError(message: "mediafs binary not found; build it with `swift build` or set MEDIAFS_BIN")
+            }
+            return found.path
+        }
+    }
+
+    /// Starts a program with its output going to `log`.
+    static func start(_ path: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    /// Runs a program to completion and returns its exit status and output.
+    static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A free loopback port (bound and released).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw ProgramError(message: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Waits until `check` succeeds or `timeout` passes.
+    static func waitFor(_ what: String, timeout: Duration = .seconds(20), _ check: () async -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if await check() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ProgramError(message: "timed out waiting for \(what)")
+    }
+
+    /// An executable found on PATH.
+    static func which(_ name: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let path = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+}
+
+struct ProgramError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
