@@ -38,6 +38,33 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: Filesystem (semantics, no FUSE) and its FUSE bridge
+        .systemLibrary(
+            name: "CFuse3",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+        .target(
+            name: "MediaFS",
+            dependencies: [
+                "MediaManager",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FuseBridge",
+            dependencies: [
+                "CFuse3",
+                "MediaFS",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Embedded Media Manager
         .target(
             name: "MediaServer",
@@ -58,8 +85,12 @@ let package = Package(
         .executableTarget(
             name: "mediafs",
             dependencies: [
+                "FuseBridge",
+                "MediaFS",
                 "MediaManager",
                 "MediaServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +111,34 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Tests
+        .testTarget(
+            name: "MediaFSTests",
+            dependencies: [
+                "MediaFS",
+                "MediaManager",
+                "MediaServerTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FuseBridgeTests",
+            dependencies: [
+                "FuseBridge",
+                "MediaFS",
+                "MediaManager",
+                "MediaServerTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MediaServerTests",
             dependencies: [

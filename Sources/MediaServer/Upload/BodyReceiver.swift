@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Streams a request body into an upload's blob: bytes are written as they arrive, hashed on

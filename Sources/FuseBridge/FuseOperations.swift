@@ -1,0 +1,234 @@
+import CFuse3
+import Foundation
+import Logging
+import MediaFS
+
+/// The libfuse low-level operations table. Each callback copies what it was handed (names,
+/// buffers, file-info fields), then answers from a task, so FUSE worker threads never block on
+/// the network.
+enum FuseOperations {
+    static func make() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.`init` = { _, conn in
+            guard let conn else { return }
+            cfuse_conn_want(conn, cfuse_cap_readdirplus())
+            cfuse_conn_unwant(conn, cfuse_cap_readdirplus_auto())
+            cfuse_conn_want(conn, cfuse_cap_atomic_o_trunc())
+            cfuse_conn_unwant(conn, cfuse_cap_writeback_cache())
+            conn.pointee.max_write = 1 << 20
+            conn.pointee.max_readahead = 1 << 20
+            conn.pointee.max_background = 64
+            conn.pointee.congestion_threshold = 48
+        }
+        ops.lookup = { request, parent, name in
+            let name = String(cString: name!)
+            FuseHost.run(request, "lookup") { fs, reply in
+                do {
+                    reply.entry(try await fs.lookup(parent: parent, name: name))
+                } catch let error as FilesystemError where error.errno == ENOENT {
+                    // A negative entry the kernel may cache briefly.
+                    var attributes = NodeAttributes(
+                        inode: 0, kind: .file, size: 0, permissions: 0, links: 0, uid: 0, gid: 0,
+                        modified: Date(), changed: Date(), accessed: Date())
+                    attributes.inode = 0
+                    reply.entry(EntryReply(attributes: attributes, entryTTL: fs.configuration.negativeTTL, attributeTTL: .zero))
+                }
+            }
+        }
+        ops.forget = { request, inode, count in
+            FuseHost.now(request, "forget") { fs, reply in
+                fs.forget(inode, count: count)
+                reply.none()
+            }
+        }
+        ops.forget_multi = { request, count, forgets in
+            let items = (0..<count).map { forgets![$0] }
+            FuseHost.now(request, "forget_multi") { fs, reply in
+                for item in items { fs.forget(item.ino, count: item.nlookup) }
+                reply.none()
+            }
+        }
+        ops.getattr = { request, inode, _ in
+            FuseHost.run(request, "getattr") { fs, reply in
+                reply.attributes(try await fs.getattr(inode), ttl: fs.configuration.attributeTTL)
+            }
+        }
+        ops.setattr = { request, inode, attr, toSet, info in
+            let changes = FuseOperations.setAttributes(attr!.pointee, toSet)
+            let handle = info?.pointee.fh
+            FuseHost.run(request, "setattr") { fs, reply in
+                reply.attributes(try await fs.setattr(inode, changes, handle: handle), ttl: fs.configuration.attributeTTL)
+            }
+        }
+        ops.mkdir = { request, parent, name, _ in
+            let name = String(cString: name!)
+            FuseHost.run(request, "mkdir") { fs, reply in
+                reply.entry(try await fs.mkdir(parent: parent, name: name))
+            }
+        }
+        ops.unlink = { request, parent, name in
+            let name = String(cString: name!)
+            FuseHost.run(request, "unlink") { fs, reply in
+                try await fs.unlink(parent: parent, name: name)
+                reply.ok()
+            }
+        }
+        ops.rmdir = { request, parent, name in
+            let name = String(cString: name!)
+            FuseHost.run(request, "rmdir") { fs, reply in
+                try await fs.rmdir(parent: parent, name: name)
+                reply.ok()
+            }
+        }
+        ops.rename = { request, parent, name, newParent, newName, flags in
+            let name = String(cString: name!)
+            let newName = String(cString: newName!)
+            FuseHost.run(request, "rename") { fs, reply in
+                try await fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+                reply.ok()
+            }
+        }
+        ops.open = { request, inode, info in
+            let flags = info!.pointee.flags
+            FuseHost.run(request, "open") { fs, reply in
+                reply.open(handle: try await fs.open(inode, flags: flags))
+            }
+        }
+        ops.read = { request, _, size, offset, info in
+            let handle = info!.pointee.fh
+            FuseHost.run(request, "read") { fs, reply in
+                reply.buffer(try await fs.read(handle: handle, offset: Int64(offset), size: size))
+            }
+        }
+        ops.flush = { request, _, _ in
+            FuseHost.now(request, "flush") { _, reply in reply.ok() }
+        }
+        ops.fsync = { request, _, _, _ in
+            FuseHost.now(request, "fsync") { _, reply in reply.ok() }
+        }
+        ops.release = { request, _, info in
+            let handle = info!.pointee.fh
+            FuseHost.run(request, "release") { fs, reply in
+                await fs.release(handle: handle)
+                reply.ok()
+            }
+        }
+        ops.opendir = { request, inode, _ in
+            FuseHost.run(request, "opendir") { fs, reply in
+                reply.open(handle: try await fs.opendir(inode))
+            }
+        }
+        ops.readdir = { request, _, size, offset, info in
+            let handle = info!.pointee.fh
+            FuseHost.now(request, "readdir") { fs, reply in
+                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                reply.directory(size: size) { request, buffer, size in
+                    var used = 0
+                    for entry in entries {
+                        var st = FuseReply.stat(entry.attributes)
+                        let needed = entry.name.withCString { name in
+                            fuse_add_direntry(request, buffer + used, size - used, name, &st, off_t(entry.nextOffset))
+                        }
+                        if used + needed > size { break }
+                        used += needed
+                    }
+                    return used
+                }
+            }
+        }
+        ops.readdirplus = { request, _, size, offset, info in
+            let handle = info!.pointee.fh
+            FuseHost.now(request, "readdirplus") { fs, reply in
+                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                let ttl = fs.configuration
+                reply.directory(size: size) { request, buffer, size in
+                    var used = 0
+                    for entry in entries {
+                        var parameters = FuseReply.entryParameters(
+                            EntryReply(attributes: entry.attributes, entryTTL: ttl.entryTTL, attributeTTL: ttl.attributeTTL))
+                        let needed = entry.name.withCString { name in
+                            fuse_add_direntry_plus(request, buffer + used, size - used, name, &parameters, off_t(entry.nextOffset))
+                        }
+                        if used + needed > size { break }
+                        used += needed
+                        // Each entry handed out (but . and ..) is a lookup the kernel will forget.
+                        if !entry.isSelfOrParent { fs.lookedUp(entry.attributes.inode) }
+                    }
+                    return used
+                }
+            }
+        }
+        ops.releasedir = { request, _, info in
+            let handle = info!.pointee.fh
+            FuseHost.now(request, "releasedir") { fs, reply in
+                fs.releasedir(handle: handle)
+                reply.ok()
+            }
+        }
+        ops.statfs = { request, _ in
+            FuseHost.now(request, "statfs") { fs, reply in reply.statfs(fs.statfs()) }
+        }
+        ops.getxattr = { request, inode, name, size in
+            let name = String(cString: name!)
+            FuseHost.run(request, "getxattr") { fs, reply in
+                let value = try await fs.getxattr(inode, name: name)
+                if size == 0 {
+                    reply.xattrSize(value.count)
+                } else if size < value.count {
+                    reply.error(ERANGE)
+                } else {
+                    reply.bytes(value)
+                }
+            }
+        }
+        ops.listxattr = { request, inode, size in
+            FuseHost.now(request, "listxattr") { fs, reply in
+                let names: [UInt8] = try fs.listxattr(inode).flatMap { Array($0.utf8) + [UInt8(0)] }
+                if size == 0 {
+                    reply.xattrSize(names.count)
+                } else if size < names.count {
+                    reply.error(ERANGE)
+                } else {
+                    reply.bytes(names)
+                }
+            }
+        }
+        ops.setxattr = { request, inode, name, value, size, _ in
+            let name = String(cString: name!)
+            let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+            FuseHost.run(request, "setxattr") { fs, reply in
+                try await fs.setxattr(inode, name: name, value: bytes)
+                reply.ok()
+            }
+        }
+        ops.removexattr = { request, inode, name in
+            let name = String(cString: name!)
+            FuseHost.run(request, "removexattr") { fs, reply in
+                try await fs.removexattr(inode, name: name)
+                reply.ok()
+            }
+        }
+        return ops
+    }
+
+    /// The changes a `setattr` asks for.
+    static func setAttributes(_ attr: stat, _ toSet: Int32) -> SetAttributes {
+        var changes = SetAttributes()
+        func has(_ flag: Int32) -> Bool { toSet & flag != 0 }
+        if has(cfuse_set_attr_mode()) { changes.mode = attr.st_mode }
+        if has(cfuse_set_attr_uid()) { changes.uid = attr.st_uid }
+        if has(cfuse_set_attr_gid()) { changes.gid = attr.st_gid }
+        if has(cfuse_set_attr_size()) { changes.size = Int64(attr.st_size) }
+        if has(cfuse_set_attr_mtime_now()) {
+            changes.modified = Date()
+        } else if has(cfuse_set_attr_mtime()) {
+            changes.modified = Date(timeIntervalSince1970: Double(attr.st_mtim.tv_sec) + Double(attr.st_mtim.tv_nsec) / 1e9)
+        }
+        if has(cfuse_set_attr_atime_now()) {
+            changes.accessed = Date()
+        } else if has(cfuse_set_attr_atime()) {
+            changes.accessed = Date(timeIntervalSince1970: Double(attr.st_atim.tv_sec) + Double(attr.st_atim.tv_nsec) / 1e9)
+        }
+        return changes
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+
+/// Inodes, names and listings. Inode numbers are stable for the life of the mount: an id keeps
+/// its number even after the kernel forgets it.
+struct InodeTable: Sendable {
+    static let root: InodeNumber = 1
+
+    private(set) var nodes: [InodeNumber: Node] = [:]
+    private var inodeByKey: [String: InodeNumber] = [:]
+    private var nextInode: InodeNumber = 2
+    var listings: [InodeNumber: Listing] = [:]
+    /// Bumped on every local change of a folder, so that a listing fetched meanwhile is not
+    /// taken as the truth (it may predate the change).
+    var generations: [InodeNumber: UInt64] = [:]
+
+    init(root: RemoteItem, now: ContinuousClock.Instant) {
+        nodes[Self.root] = Node(inode: Self.root, item: root, parent: Self.root, name: "", lookups: 1, fetched: now)
+        inodeByKey[root.key] = Self.root
+    }
+
+    subscript(inode: InodeNumber) -> Node? {
+        get { nodes[inode] }
+        set { nodes[inode] = newValue }
+    }
+
+    /// The inode of `item`, created if new, updated in place otherwise.
+    mutating func upsert(_ item: RemoteItem, parent: InodeNumber, name: String, now: ContinuousClock.Instant) -> InodeNumber {
+        if let inode = inodeByKey[item.key], var node = nodes[inode] {
+            node.item = item
+            node.parent = parent
+            node.name = name
+            node.fetched = now
+            node.detached = false
+            nodes[inode] = node
+            return inode
+        }
+        let inode = inodeByKey[item.key] ?? nextInode
+        if inode == nextInode { nextInode += 1 }
+        inodeByKey[item.key] = inode
+        nodes[inode] = Node(inode: inode, item: item, parent: parent, name: name, fetched: now)
+        return inode
+    }
+
+    mutating func bumpGeneration(_ directory: InodeNumber) {
+        generations[directory, default: 0] += 1
+    }
+
+    func generation(_ directory: InodeNumber) -> UInt64 { generations[directory, default: 0] }
+
+    /// Replaces a folder's listing; children no longer there are detached.
+    mutating func setListing(_ directory: InodeNumber, entries: [(name: String, item: RemoteItem)], now: ContinuousClock.Instant) {
+        let previous = listings[directory]
+        var names: [String] = []
+        var children: [String: InodeNumber] = [:]
+        names.reserveCapacity(entries.count)
+        for entry in entries {
+            let inode = upsert(entry.item, parent: directory, name: entry.name, now: now)
+            names.append(entry.name)
+            children[entry.name] = inode
+        }
+        if let previous {
+            let kept = Set(children.values)
+            for inode in previous.children.values where !kept.contains(inode) {
+                detach(inode)
+            }
+        }
+        listings[directory] = Listing(names: names, children: children, fetched: now)
+    }
+
+    /// Adds one child to a cached listing (after a local create).
+    mutating func addChild(_ directory: InodeNumber, name: String, item: RemoteItem, now: ContinuousClock.Instant) -> InodeNumber {
+        let inode = upsert(item, parent: directory, name: name, now: now)
+        if var listing = listings[directory] {
+            if listing.children[name] == nil { listing.names.append(name) }
+            listing.children[name] = inode
+            listings[directory] = listing
+        }
+        bumpGeneration(directory)
+        return inode
+    }
+
+    /// Removes one child from a cached listing (after a local delete or a move away).
+    mutating func removeChild(_ directory: InodeNumber, name: String, detach shouldDetach: Bool) {
+        if var listing = listings[directory], let inode = listing.children.removeValue(forKey: name) {
+            listing.names.removeAll { $0 == name }
+            listings[directory] = listing
+            if shouldDetach { detach(inode) }
+        }
+        bumpGeneration(directory)
+    }
+
+    mutating func detach(_ inode: InodeNumber) {
+        guard var node = nodes[inode] else { return }
+        node.detached = true
+        nodes[inode] = node
+        if node.lookups == 0 { drop(inode) }
+    }
+
+    /// The kernel forgot `count` lookups of `inode`.
+    mutating func forget(_ inode: InodeNumber, count: UInt64) {
+        guard inode != Self.root, var node = nodes[inode] else { return }
+        node.lookups = node.lookups > count ? node.lookups - count : 0
+        nodes[inode] = node
+        if node.lookups == 0 && node.detached { drop(inode) }
+    }
+
+    mutating func lookedUp(_ inode: InodeNumber) {
+        nodes[inode]?.lookups += 1
+    }
+
+    /// Frees a node's details; its number stays reserved for its id.
+    private mutating func drop(_ inode: InodeNumber) {
+        guard inode != Self.root else { return }
+        if let node = nodes.removeValue(forKey: inode) {
+            listings[inode] = nil
+            generations[inode] = nil
+            _ = node
+        }
+    }
+}

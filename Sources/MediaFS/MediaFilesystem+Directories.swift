@@ -1,0 +1,280 @@
+import Synchronization
+import Logging
+import Foundation
+import MediaManager
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension MediaFilesystem {
+    /// A folder's listing, fetched again when older than the directory TTL. Concurrent callers
+    /// share one fetch.
+    func listing(_ directory: InodeNumber) async throws -> Listing {
+        while true {
+            let (cached, task) = state.withLock { state -> (Listing?, Task<Void, any Error>?) in
+                if let listing = state.table.listings[directory], clock.now - listing.fetched < configuration.directoryTTL {
+                    return (listing, nil)
+                }
+                if let running = state.refreshing[directory] { return (nil, running) }
+                let task = Task { try await self.fetchListing(directory) }
+                state.refreshing[directory] = task
+                return (nil, task)
+            }
+            if let cached { return cached }
+            do {
+                try await task!.value
+            } catch {
+                throw FilesystemError.remote(error, "Listing a folder")
+            }
+            if let listing = state.withLock({ $0.table.listings[directory] }) { return listing }
+        }
+    }
+
+    /// Fetches every page of a folder's subfolders and files and names them.
+    private func fetchListing(_ directory: InodeNumber) async throws {
+        defer { _ = state.withLock { $0.refreshing.removeValue(forKey: directory) } }
+        let folderId = try self.directory(directory).item.id
+        for _ in 0..<3 {
+            let generation = state.withLock { $0.table.generation(directory) }
+            var items: [RemoteItem] = []
+            var cursor: String?
+            repeat {
+                let page = try await listPage { limit in
+                    try await self.client.folders.list(parentFolderId: folderId, sort: nil, limit: limit, cursor: cursor)
+                }
+                items += page.folders.map(RemoteItem.init(folder:))
+                cursor = page.nextCursor.nextCursor
+            } while cursor != nil
+            repeat {
+                let page = try await listPage { limit in
+                    try await self.client.files.list(parentFolderId: folderId, sort: nil, limit: limit, cursor: cursor)
+                }
+                items += page.files.map(RemoteItem.init(file:))
+                cursor = page.nextCursor.nextCursor
+            } while cursor != nil
+            items.sort { ($0.created, $0.id) < ($1.created, $1.id) }
+            let names = NameMapping.uniqueNames(items.map(\.displayName))
+            let now = clock.now
+            let applied = state.withLock { state -> Bool in
+                // A local change during the fetch makes this listing stale: fetch again.
+                guard state.table.generation(directory) == generation else { return false }
+                state.table.setListing(directory, entries: Array(zip(names, items)), now: now)
+                return true
+            }
+            if applied { return }
+        }
+        throw FilesystemError(EAGAIN, "The folder kept changing while it was listed; try again")
+    }
+
+    /// Calls a list endpoint with the configured page size, falling back to smaller pages if
+    /// the service refuses the size.
+    private func listPage<T>(_ call: (Int) async throws -> T) async throws -> T {
+        var limit = configuration.listPageSize
+        while true {
+            do {
+                return try await call(limit)
+            } catch let error as MediaManagerError where error.code == .badRequest && limit > 50 {
+                logger.notice("The Media Manager refused paging.limit=\(limit); using smaller pages", metadata: ["error": "\(error)"])
+                limit = limit > 200 ? 200 : (limit > 100 ? 100 : 50)
+            }
+        }
+    }
+
+    /// `lookup`: the child `name` of `parent`, counted as one kernel reference.
+    public func lookup(parent: InodeNumber, name: String) async throws -> EntryReply {
+        _ = try directory(parent)
+        let listing = try await listing(parent)
+        guard let inode = listing.children[name] else { throw FilesystemError.notFound("'\(name)'") }
+        return try state.withLock { state throws(FilesystemError) -> EntryReply in
+            guard let node = state.table[inode] else { throw FilesystemError.notFound("'\(name)'") }
+            state.table.lookedUp(inode)
+            return entry(node)
+        }
+    }
+
+    /// `forget`: the kernel dropped `count` references.
+    public func forget(_ inode: InodeNumber, count: UInt64) {
+        state.withLock { $0.table.forget(inode, count: count) }
+    }
+
+    /// Counts a reference the kernel took through `readdirplus`.
+    public func lookedUp(_ inode: InodeNumber) {
+        state.withLock { $0.table.lookedUp(inode) }
+    }
+
+    // MARK: Reading directories
+
+    /// `opendir`: snapshots the listing (with `.` and `..`) for the `readdir` calls that follow.
+    public func opendir(_ inode: InodeNumber) async throws -> UInt64 {
+        let directory = try directory(inode)
+        let listing = try await listing(inode)
+        return state.withLock { state in
+            var entries: [DirectoryEntry] = []
+            entries.reserveCapacity(listing.names.count + 2)
+            let parent = state.table[directory.parent] ?? directory
+            entries.append(DirectoryEntry(name: ".", attributes: attributes(of: directory), nextOffset: 1, isSelfOrParent: true))
+            entries.append(DirectoryEntry(name: "..", attributes: attributes(of: parent), nextOffset: 2, isSelfOrParent: true))
+            for name in listing.names {
+                guard let child = listing.children[name], let node = state.table[child] else { continue }
+                entries.append(DirectoryEntry(name: name, attributes: attributes(of: node), nextOffset: entries.count + 1, isSelfOrParent: false))
+            }
+            let handle = state.newHandle()
+            state.directoryHandles[handle] = entries
+            return handle
+        }
+    }
+
+    /// `readdir`: the entries of an open directory from `offset` on.
+    public func readdir(handle: UInt64, offset: Int) throws(FilesystemError) -> ArraySlice<DirectoryEntry> {
+        guard let entries = state.withLock({ $0.directoryHandles[handle] }) else {
+            throw FilesystemError(EBADF, "directory handle \(handle) is not open")
+        }
+        guard offset < entries.count else { return [] }
+        return entries[max(0, offset)...]
+    }
+
+    public func releasedir(handle: UInt64) {
+        _ = state.withLock { $0.directoryHandles.removeValue(forKey: handle) }
+    }
+
+    // MARK: Changing directories
+
+    /// `mkdir`: creates a folder.
+    public func mkdir(parent: InodeNumber, name: String) async throws -> EntryReply {
+        try checkWritable("mkdir '\(name)'")
+        let directory = try directory(parent)
+        if try await listing(parent).children[name] != nil { throw FilesystemError.exists(name) }
+        let folder: Folder
+        do {
+            folder = try await client.folders.create(displayName: NameMapping.displayName(for: name), parentFolderId: directory.item.id)
+        } catch {
+            throw FilesystemError.remote(error, "Creating folder '\(name)'")
+        }
+        let now = clock.now
+        return state.withLock { state in
+            let inode = state.table.addChild(parent, name: name, item: RemoteItem(folder: folder), now: now)
+            state.table.lookedUp(inode)
+            return entry(state.table[inode]!)
+        }
+    }
+
+    /// The live child `name` of `parent`, or ENOENT.
+    func child(_ parent: InodeNumber, _ name: String) async throws -> Node {
+        guard let inode = try await listing(parent).children[name], let node = state.withLock({ $0.table[inode] }) else {
+            throw FilesystemError.notFound("'\(name)'")
+        }
+        return node
+    }
+
+    /// Whether a folder has anything in it (asks the service, not the cache).
+    func isEmpty(folderId: String) async throws -> Bool {
+        do {
+            let folders = try await client.folders.list(parentFolderId: folderId, limit: 1)
+            guard folders.folders.isEmpty else { return false }
+            let files = try await client.files.list(parentFolderId: folderId, limit: 1)
+            return files.files.isEmpty
+        } catch {
+            throw FilesystemError.remote(error, "Listing a folder")
+        }
+    }
+
+    /// `rmdir`: moves an empty folder to the trash.
+    public func rmdir(parent: InodeNumber, name: String) async throws {
+        try checkWritable("rmdir '\(name)'")
+        let node = try await child(parent, name)
+        guard node.item.kind == .folder else { throw FilesystemError(ENOTDIR, "'\(name)' is not a directory") }
+        guard try await isEmpty(folderId: node.item.id) else { throw FilesystemError(ENOTEMPTY, "'\(name)' is not empty") }
+        do {
+            try await client.folders.delete(ids: [node.item.id])
+        } catch {
+            throw FilesystemError.remote(error, "Deleting folder '\(name)'")
+        }
+        state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
+    }
+
+    /// `unlink`: moves a file to the trash.
+    public func unlink(parent: InodeNumber, name: String) async throws {
+        try checkWritable("unlink '\(name)'")
+        let node = try await child(parent, name)
+        guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
+        do {
+            try await client.files.delete(ids: [node.item.id])
+        } catch {
+            throw FilesystemError.remote(error, "Deleting '\(name)'")
+        }
+        state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
+    }
+
+    /// `rename`, within and across folders. An existing target is replaced (it goes to the
+    /// trash), as POSIX rename does; `RENAME_NOREPLACE` refuses that, `RENAME_EXCHANGE` is not
+    /// supported.
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
+        try checkWritable("rename '\(name)'")
+        let noReplace: UInt32 = 1
+        let exchange: UInt32 = 2
+        guard flags & exchange == 0 else { throw FilesystemError(EINVAL, "RENAME_EXCHANGE is not supported") }
+        let source = try await child(parent, name)
+        let targetDirectory = try directory(newParent)
+        if source.item.kind == .folder {
+            // A folder cannot move below itself.
+            var cursor: InodeNumber? = newParent
+            while let current = cursor, current != InodeTable.root {
+                if current == source.inode { throw FilesystemError(EINVAL, "'\(name)' cannot move into itself") }
+                cursor = state.withLock { $0.table[current]?.parent }
+            }
+        }
+        let existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
+        if let existing {
+            if existing.inode == source.inode { return }
+            guard flags & noReplace == 0 else { throw FilesystemError.exists(newName) }
+            switch (source.item.kind, existing.item.kind) {
+            case (.folder, .file): throw FilesystemError(ENOTDIR, "'\(newName)' is not a directory")
+            case (.file, .folder): throw FilesystemError(EISDIR, "'\(newName)' is a directory")
+            case (.folder, .folder):
+                guard try await isEmpty(folderId: existing.item.id) else { throw FilesystemError(ENOTEMPTY, "'\(newName)' is not empty") }
+            case (.file, .file): break
+            }
+        }
+        // Replace: the old target goes to the trash first, so that the folder never holds two
+        // items for one name; if the move then fails, the target is restored.
+        if let existing {
+            do {
+                switch existing.item.kind {
+                case .file: try await client.files.delete(ids: [existing.item.id])
+                case .folder: try await client.folders.delete(ids: [existing.item.id])
+                }
+            } catch {
+                throw FilesystemError.remote(error, "Replacing '\(newName)'")
+            }
+        }
+        let newDisplayName = NameMapping.displayName(for: newName)
+        let displayName = newDisplayName == source.item.displayName ? nil : newDisplayName
+        let folderId = newParent == parent ? nil : targetDirectory.item.id
+        var item = source.item
+        do {
+            if displayName != nil || folderId != nil {
+                switch source.item.kind {
+                case .file:
+                    item = RemoteItem(file: try await client.files.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
+                case .folder:
+                    item = RemoteItem(folder: try await client.folders.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
+                }
+            }
+        } catch {
+            if let existing {
+                switch existing.item.kind {
+                case .file: try? await client.files.restore(ids: [existing.item.id])
+                case .folder: try? await client.folders.restore(ids: [existing.item.id])
+                }
+            }
+            throw FilesystemError.remote(error, "Renaming '\(name)' to '\(newName)'")
+        }
+        let now = clock.now
+        state.withLock { state in
+            if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
+            state.table.removeChild(parent, name: name, detach: false)
+            _ = state.table.addChild(newParent, name: newName, item: item, now: now)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MediaManager
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The filesystem: Media Manager folders as directories and files as regular files.
+///
+/// No FUSE here: the FUSE bridge translates requests into these calls, and tests call them
+/// directly. Every method either returns a result or throws a ``FilesystemError`` carrying the
+/// errno to answer with.
+public final class MediaFilesystem: Sendable {
+    public let configuration: FilesystemConfiguration
+    let client: MediaManagerClient
+    let http: HTTPClient
+    let logger: Logger
+    let clock = ContinuousClock()
+    let mounted = Date()
+    let state: Mutex<State>
+
+    struct State: ~Copyable {
+        var table: InodeTable
+        var refreshing: [InodeNumber: Task<Void, any Error>] = [:]
+        var directoryHandles: [UInt64: [DirectoryEntry]] = [:]
+        var readers: [UInt64: FileReader] = [:]
+        var nextHandle: UInt64 = 1
+
+        mutating func newHandle() -> UInt64 {
+            defer { nextHandle += 1 }
+            return nextHandle
+        }
+    }
+
+    /// - Parameters:
+    ///   - client: The Media Manager API client.
+    ///   - http: The HTTP client for content (Range reads); shared with `client` or not.
+    public init(client: MediaManagerClient, http: HTTPClient, configuration: FilesystemConfiguration, logger: Logger) {
+        self.client = client
+        self.http = http
+        self.configuration = configuration
+        self.logger = logger
+        let now = clock.now
+        self.state = Mutex(State(table: InodeTable(root: .root(id: configuration.rootFolderId, mounted: mounted), now: now)))
+    }
+
+    // MARK: Attributes
+
+    func attributes(of node: Node) -> NodeAttributes {
+        let item = node.item
+        let isDirectory = item.kind == .folder
+        let modified = node.localModified ?? (node.inode == InodeTable.root ? mounted : item.updated)
+        return NodeAttributes(
+            inode: node.inode,
+            kind: isDirectory ? .directory : .file,
+            size: isDirectory ? 0 : item.size,
+            permissions: node.mode ?? (isDirectory ? 0o755 : 0o644),
+            links: isDirectory ? 2 : 1,
+            uid: configuration.uid,
+            gid: configuration.gid,
+            modified: modified,
+            changed: modified,
+            accessed: modified
+        )
+    }
+
+    func entry(_ node: Node) -> EntryReply {
+        EntryReply(attributes: attributes(of: node), entryTTL: configuration.entryTTL, attributeTTL: configuration.attributeTTL)
+    }
+
+    func node(_ inode: InodeNumber) throws(FilesystemError) -> Node {
+        guard let node = state.withLock({ $0.table[inode] }) else {
+            throw FilesystemError(ESTALE, "inode \(inode) is no longer known")
+        }
+        return node
+    }
+
+    func directory(_ inode: InodeNumber) throws(FilesystemError) -> Node {
+        let node = try node(inode)
+        guard node.item.kind == .folder else { throw FilesystemError(ENOTDIR, "'\(node.name)' is not a directory") }
+        return node
+    }
+
+    /// `getattr`: cached within the attribute TTL, fetched again after it.
+    public func getattr(_ inode: InodeNumber) async throws -> NodeAttributes {
+        let node = try node(inode)
+        guard inode != InodeTable.root, !node.detached, clock.now - node.fetched >= configuration.attributeTTL else {
+            return attributes(of: node)
+        }
+        let item: RemoteItem
+        do {
+            switch node.item.kind {
+            case .folder: item = RemoteItem(folder: try await client.folders.get(id: node.item.id))
+            case .file: item = RemoteItem(file: try await client.files.get(id: node.item.id))
+            }
+        } catch let error as MediaManagerError where error.code == .notFound {
+            // Gone remotely: keep answering from what we had until the kernel forgets it.
+            return attributes(of: node)
+        } catch {
+            throw FilesystemError.remote(error, "Getting '\(node.name)'")
+        }
+        let now = clock.now
+        let updated = state.withLock { state -> Node? in
+            guard var current = state.table[inode] else { return nil }
+            current.item.size = item.size
+            current.item.updated = item.updated
+            current.item.url = item.url
+            current.item.hash = item.hash
+            current.item.labels = item.labels
+            current.item.operationStatus = item.operationStatus
+            current.fetched = now
+            state.table[inode] = current
+            return current
+        }
+        return attributes(of: updated ?? node)
+    }
+
+    /// `statfs`: the Media Manager has no fixed size; report a large, mostly free volume.
+    public func statfs() -> FilesystemStatistics { FilesystemStatistics() }
+
+    // MARK: Read-only mode
+
+    func checkWritable(_ operation: String) throws(FilesystemError) {
+        guard configuration.readOnly else { return }
+        let reason = configuration.readOnlyReason ?? "the mount is read-only"
+        logger.notice("Refused \(operation): \(reason)")
+        throw FilesystemError(EROFS, "\(operation) refused: \(reason)")
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import MediaManager
+
+/// What the filesystem keeps of a Media Manager folder or file (not the whole descriptor).
+struct RemoteItem: Sendable, Equatable {
+    enum Kind: Sendable, Equatable { case folder, file }
+
+    var kind: Kind
+    var id: String
+    var displayName: String
+    var size: Int64
+    var created: Date
+    var updated: Date
+    var url: String = ""
+    var isPrivate = false
+    var hash = ""
+    var labels: [String] = []
+    var mediaType = ""
+    var operationStatus = ""
+
+    /// Key of the id → inode map; folder and file ids live in separate spaces.
+    var key: String { (kind == .folder ? "d:" : "f:") + id }
+
+    init(folder: Folder) {
+        self.kind = .folder
+        self.id = folder.id
+        self.displayName = folder.displayName
+        self.size = 0
+        self.created = folder.createdDate
+        self.updated = folder.updatedDate
+    }
+
+    init(file: FileDescriptor) {
+        self.kind = .file
+        self.id = file.id
+        self.displayName = file.displayName
+        self.size = file.sizeInBytes
+        self.created = file.createdDate
+        self.updated = file.updatedDate
+        self.url = file.url
+        self.isPrivate = file.private
+        self.hash = file.hash
+        self.labels = file.labels
+        self.mediaType = file.mediaType.rawValue
+        self.operationStatus = file.operationStatus.rawValue
+    }
+
+    /// The mount's root folder, whose details are not listed anywhere.
+    static func root(id: String, mounted: Date) -> RemoteItem {
+        var item = RemoteItem(folder: Folder(id: id, displayName: "", parentFolderId: "", createdDate: mounted, updatedDate: mounted))
+        item.kind = .folder
+        return item
+    }
+}
+
+/// An inode: a remote item and where it is in the tree.
+struct Node: Sendable {
+    let inode: InodeNumber
+    var item: RemoteItem
+    var parent: InodeNumber
+    var name: String
+    /// Lookups the kernel holds (entries replied minus forgets).
+    var lookups: UInt64 = 0
+    /// When `item` was last fetched.
+    var fetched: ContinuousClock.Instant
+    /// Removed from its folder here (deleted or replaced); kept while the kernel holds it.
+    var detached = false
+    /// Permission bits set by chmod, kept for the life of the mount.
+    var mode: UInt32?
+    /// A modification time set by utimensat, shown instead of the service's.
+    var localModified: Date?
+}
+
+/// A folder's entries as last listed.
+struct Listing: Sendable {
+    var names: [String]
+    var children: [String: InodeNumber]
+    var fetched: ContinuousClock.Instant
+}

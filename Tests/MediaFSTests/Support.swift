@@ -1,0 +1,67 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MediaFS
+import MediaManager
+import MediaServerTesting
+import NIOCore
+
+/// A filesystem over a fresh embedded server, and the client to change things behind its back.
+struct FilesystemFixture {
+    let server: TestMediaServer
+    let client: MediaManagerClient
+    let filesystem: MediaFilesystem
+
+    static func with<T>(
+        configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        key: String = TestMediaServer.apiKey,
+        _ body: (FilesystemFixture) async throws -> T
+    ) async throws -> T {
+        try await TestMediaServer.with { server in
+            var logger = Logger(label: "test.fs")
+            logger.logLevel = .error
+            let client = MediaManagerClient(
+                configuration: .init(baseURL: server.baseURL, apiKey: key, siteID: nil), httpClient: HTTPClient.shared, logger: logger)
+            var configuration = FilesystemConfiguration(
+                entryTTL: .milliseconds(200), attributeTTL: .milliseconds(200), directoryTTL: .milliseconds(200))
+            configure(&configuration)
+            let filesystem = MediaFilesystem(client: client, http: HTTPClient.shared, configuration: configuration, logger: logger)
+            return try await body(FilesystemFixture(server: server, client: client, filesystem: filesystem))
+        }
+    }
+
+    /// Uploads bytes as a file through the simple upload URL.
+    @discardableResult
+    func upload(_ name: String, _ data: Data, folder: String? = nil, mimeType: String = "application/octet-stream") async throws -> MediaManager.FileDescriptor {
+        let url = try await client.files.generateFileUploadUrl(
+            mimeType: mimeType, options: UploadOptions(fileName: name, parentFolderId: folder))
+        return try await client.uploads.upload(to: url.uploadUrl, fileName: name, contentType: mimeType, bytes: ByteBuffer(bytes: data))
+    }
+
+    /// Names in a directory, without `.` and `..`.
+    func names(_ inode: InodeNumber) async throws -> [String] {
+        let handle = try await filesystem.opendir(inode)
+        defer { filesystem.releasedir(handle: handle) }
+        return try filesystem.readdir(handle: handle, offset: 0).filter { !$0.isSelfOrParent }.map(\.name)
+    }
+
+    /// Reads a whole file through the filesystem in `chunk`-sized reads.
+    func readAll(_ inode: InodeNumber, chunk: Int = 128 << 10) async throws -> Data {
+        let handle = try await filesystem.open(inode, flags: O_RDONLY)
+        var data = Data()
+        while true {
+            let buffer = try await filesystem.read(handle: handle, offset: Int64(data.count), size: chunk)
+            if buffer.readableBytes == 0 { break }
+            data.append(contentsOf: buffer.readableBytesView)
+        }
+        await filesystem.release(handle: handle)
+        return data
+    }
+}
+
+extension Data {
+    static func random(_ count: Int) -> Data {
+        var generator = SystemRandomNumberGenerator()
+        return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}
