@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "mediafs", targets: ["mediafs"]),
         .library(name: "MediaManager", targets: ["MediaManager"]),
+        .library(name: "Resumable", targets: ["Resumable"]),
         .library(name: "MediaServer", targets: ["MediaServer"]),
     ],
     dependencies: [
@@ -34,7 +35,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // MARK: tus 1.0 client
+        .target(
+            name: "Resumable",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -48,6 +62,8 @@ let package = Package(
             name: "MediaFS",
             dependencies: [
                 "MediaManager",
+                "Resumable",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -86,11 +102,13 @@ let package = Package(
             name: "mediafs",
             dependencies: [
                 "FuseBridge",
+                "Resumable",
                 "MediaFS",
                 "MediaManager",
                 "MediaServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -98,6 +116,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Test support (real modules, used by tests and benchmarks)
+        .target(
+            name: "FaultInjection",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MediaServerTesting",
             dependencies: [
@@ -117,6 +144,7 @@ let package = Package(
                 "MediaFS",
                 "MediaManager",
                 "MediaServerTesting",
+                "Resumable",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,11 +159,55 @@ let package = Package(
                 "FuseBridge",
                 "MediaFS",
                 "MediaManager",
+                "MediaServer",
+                "FaultInjection",
                 "MediaServerTesting",
+                "Resumable",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "mediafsTests",
+            dependencies: [
+                "mediafs",
+                "MediaServer",
+                "MediaServerTesting",
+                "FaultInjection",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MediaManagerTests",
+            dependencies: [
+                "MediaManager",
+                "MediaServer",
+                "FaultInjection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ResumableTests",
+            dependencies: [
+                "Resumable",
+                "MediaManager",
+                "MediaServer",
+                "FaultInjection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -2,6 +2,7 @@ import CFuse3
 import Foundation
 import Logging
 import MediaFS
+import NIOCore
 
 /// The libfuse low-level operations table. Each callback copies what it was handed (names,
 /// buffers, file-info fields), then answers from a task, so FUSE worker threads never block on
@@ -90,8 +91,26 @@ enum FuseOperations {
         }
         ops.open = { request, inode, info in
             let flags = info!.pointee.flags
+            let context = FuseHost.context(request!)
             FuseHost.run(request, "open") { fs, reply in
-                reply.open(handle: try await fs.open(inode, flags: flags))
+                reply.open(handle: try await fs.open(inode, flags: flags, context: context))
+            }
+        }
+        ops.create = { request, parent, name, _, info in
+            let name = String(cString: name!)
+            let flags = info!.pointee.flags
+            let context = FuseHost.context(request!)
+            FuseHost.run(request, "create") { fs, reply in
+                let (entry, handle) = try await fs.create(parent: parent, name: name, flags: flags, context: context)
+                reply.created(entry, handle: handle)
+            }
+        }
+        ops.write = { request, _, buffer, size, offset, info in
+            // The buffer belongs to the FUSE thread: copy it before answering from a task.
+            let data = ByteBuffer(bytes: UnsafeRawBufferPointer(start: buffer, count: size))
+            let handle = info!.pointee.fh
+            FuseHost.run(request, "write") { fs, reply in
+                reply.written(try await fs.write(handle: handle, offset: Int64(offset), data: data))
             }
         }
         ops.read = { request, _, size, offset, info in
@@ -100,11 +119,23 @@ enum FuseOperations {
                 reply.buffer(try await fs.read(handle: handle, offset: Int64(offset), size: size))
             }
         }
-        ops.flush = { request, _, _ in
-            FuseHost.now(request, "flush") { _, reply in reply.ok() }
+        ops.flush = { request, _, info in
+            let handle = info!.pointee.fh
+            let context = FuseHost.context(request!)
+            FuseHost.run(request, "flush") { fs, reply in
+                try await fs.flush(handle: handle, context: context)
+                reply.ok()
+            }
         }
-        ops.fsync = { request, _, _, _ in
-            FuseHost.now(request, "fsync") { _, reply in reply.ok() }
+        ops.fsync = { request, _, _, info in
+            let handle = info!.pointee.fh
+            FuseHost.run(request, "fsync") { fs, reply in
+                try await fs.fsync(handle: handle)
+                reply.ok()
+            }
+        }
+        ops.fallocate = { request, _, _, _, _, _ in
+            FuseHost.now(request, "fallocate") { _, reply in reply.error(EOPNOTSUPP) }
         }
         ops.release = { request, _, info in
             let handle = info!.pointee.fh

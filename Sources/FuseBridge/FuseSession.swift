@@ -2,6 +2,7 @@ import CFuse3
 import Foundation
 import Logging
 import MediaFS
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,7 @@ public final class FuseSession: @unchecked Sendable {
     public let mountpoint: String
     private let logger: Logger
     private let maxThreads: UInt32
+    private let unmounted = Atomic<Bool>(false)
 
     /// Mounts `filesystem` at `mountpoint`.
     ///
@@ -71,7 +73,9 @@ public final class FuseSession: @unchecked Sendable {
             thread.name = "fuse-loop"
             thread.start()
         }
-        fuse_session_unmount(session)
+        if !unmounted.load(ordering: .acquiring) {
+            fuse_session_unmount(session)
+        }
         if status != 0 && status != -ENODEV {
             logger.warning("The FUSE loop ended with status \(status)")
         }
@@ -79,6 +83,7 @@ public final class FuseSession: @unchecked Sendable {
 
     /// Unmounts (lazily, so a busy mount detaches at once); ``run()`` then returns.
     public func unmount() {
+        guard !unmounted.exchange(true, ordering: .acquiringAndReleasing) else { return }
         fuse_session_exit(session)
         if getuid() == 0 {
             if umount2(mountpoint, Int32(MNT_DETACH)) != 0 {

@@ -41,6 +41,22 @@ struct InodeTable: Sendable {
         return inode
     }
 
+    /// Gives an inode a new remote item (a file being written, finalized) under the same number.
+    mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) {
+        guard var node = nodes[inode] else { return }
+        inodeByKey[node.item.key] = nil
+        if let other = inodeByKey[item.key], other != inode { nodes[other] = nil }
+        inodeByKey[item.key] = inode
+        node.item = item
+        node.fetched = now
+        nodes[inode] = node
+    }
+
+    /// Makes a folder's listing stale, so that the next access fetches it again.
+    mutating func invalidate(_ directory: InodeNumber, now: ContinuousClock.Instant) {
+        listings[directory]?.fetched = now - .seconds(86_400)
+    }
+
     mutating func bumpGeneration(_ directory: InodeNumber) {
         generations[directory, default: 0] += 1
     }
@@ -57,6 +73,11 @@ struct InodeTable: Sendable {
             let inode = upsert(entry.item, parent: directory, name: entry.name, now: now)
             names.append(entry.name)
             children[entry.name] = inode
+        }
+        // Files being written are not in the Media Manager yet: keep them.
+        for (name, inode) in pendingChildren(directory) where children[name] == nil {
+            names.append(name)
+            children[name] = inode
         }
         if let previous {
             let kept = Set(children.values)
@@ -87,6 +108,15 @@ struct InodeTable: Sendable {
             if shouldDetach { detach(inode) }
         }
         bumpGeneration(directory)
+    }
+
+    /// Children of `directory` that are files being written (not in the Media Manager yet).
+    func pendingChildren(_ directory: InodeNumber) -> [(String, InodeNumber)] {
+        guard let listing = listings[directory] else { return [] }
+        return listing.names.compactMap { name in
+            guard let inode = listing.children[name], nodes[inode]?.item.isPending == true else { return nil }
+            return (name, inode)
+        }
     }
 
     mutating func detach(_ inode: InodeNumber) {

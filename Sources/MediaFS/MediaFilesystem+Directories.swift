@@ -53,8 +53,11 @@ extension MediaFilesystem {
                 items += page.files.map(RemoteItem.init(file:))
                 cursor = page.nextCursor.nextCursor
             } while cursor != nil
+            let replaced = state.withLock { $0.replaced }
+            items.removeAll { replaced.contains($0.id) }
             items.sort { ($0.created, $0.id) < ($1.created, $1.id) }
-            let names = NameMapping.uniqueNames(items.map(\.displayName))
+            let reserved = Set(state.withLock { $0.table.pendingChildren(directory).map(\.0) })
+            let names = NameMapping.uniqueNames(items.map(\.displayName), reserved: reserved)
             let now = clock.now
             let applied = state.withLock { state -> Bool in
                 // A local change during the fetch makes this listing stale: fetch again.
@@ -198,6 +201,16 @@ extension MediaFilesystem {
         try checkWritable("unlink '\(name)'")
         let node = try await child(parent, name)
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
+        if node.item.isPending, let writer = pendingWriter(node.inode) {
+            let replaced = await writer.target.replacing
+            await writer.discard()
+            if let replaced {
+                try? await client.files.delete(ids: [replaced])
+                _ = state.withLock { $0.replaced.remove(replaced) }
+            }
+            state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
+            return
+        }
         do {
             try await client.files.delete(ids: [node.item.id])
         } catch {
@@ -214,7 +227,7 @@ extension MediaFilesystem {
         let noReplace: UInt32 = 1
         let exchange: UInt32 = 2
         guard flags & exchange == 0 else { throw FilesystemError(EINVAL, "RENAME_EXCHANGE is not supported") }
-        let source = try await child(parent, name)
+        var source = try await child(parent, name)
         let targetDirectory = try directory(newParent)
         if source.item.kind == .folder {
             // A folder cannot move below itself.
@@ -227,6 +240,7 @@ extension MediaFilesystem {
         let existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
         if let existing {
             if existing.inode == source.inode { return }
+            if existing.item.isPending { throw FilesystemError(EBUSY, "'\(newName)' is being written") }
             guard flags & noReplace == 0 else { throw FilesystemError.exists(newName) }
             switch (source.item.kind, existing.item.kind) {
             case (.folder, .file): throw FilesystemError(ENOTDIR, "'\(newName)' is not a directory")
@@ -249,6 +263,21 @@ extension MediaFilesystem {
             }
         }
         let newDisplayName = NameMapping.displayName(for: newName)
+        if source.item.isPending, let writer = pendingWriter(source.inode) {
+            // Not uploaded yet: the file will be finalized under its new name and folder.
+            if let file = try await writer.retarget(displayName: newDisplayName, parentFolderId: targetDirectory.item.id) {
+                source.item = RemoteItem(file: file)
+            } else {
+                let now = clock.now
+                state.withLock { state in
+                    if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
+                    state.table.removeChild(parent, name: name, detach: false)
+                    let pending = state.table[source.inode]!.item
+                    _ = state.table.addChild(newParent, name: newName, item: pending, now: now)
+                }
+                return
+            }
+        }
         let displayName = newDisplayName == source.item.displayName ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
         var item = source.item

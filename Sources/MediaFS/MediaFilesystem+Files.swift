@@ -1,22 +1,32 @@
-import Synchronization
-import Logging
 import Foundation
+import Logging
 import MediaManager
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension MediaFilesystem {
-    /// `open` for reading. (Writing is handled by the write path.)
-    public func open(_ inode: InodeNumber, flags: Int32) async throws -> UInt64 {
+    /// `open`. Reading streams the file with Range requests. Writing with O_TRUNC replaces the
+    /// file with a new upload; writing an existing file in place needs spool mode.
+    public func open(_ inode: InodeNumber, flags: Int32, context: RequestContext? = nil) async throws -> UInt64 {
         let node = try node(inode)
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(node.name)' is a directory") }
-        let accessMode = flags & O_ACCMODE
-        guard accessMode == O_RDONLY else {
-            try checkWritable("opening '\(node.name)' for writing")
-            throw FilesystemError(EROFS, "Writing to '\(node.name)' is not supported yet")
+        if flags & O_ACCMODE != O_RDONLY {
+            return try await openForWriting(node, flags: flags, context: context)
+        }
+        if node.item.isPending {
+            // Being written through another handle: readable only when staged.
+            guard let writer = state.withLock({ $0.writers.values.first { $0.inode == inode }?.writer }) else {
+                throw FilesystemError(EBUSY, "'\(node.name)' is being written")
+            }
+            return state.withLock { state in
+                let handle = state.newHandle()
+                state.writers[handle] = WriteHandle(writer: writer, inode: inode, opener: nil, readOnly: true)
+                return handle
+            }
         }
         let item = node.item
         let client = self.client
@@ -48,16 +58,62 @@ extension MediaFilesystem {
 
     /// `read`: up to `size` bytes at `offset`.
     public func read(handle: UInt64, offset: Int64, size: Int) async throws -> ByteBuffer {
-        guard let reader = state.withLock({ $0.readers[handle] }) else {
-            throw FilesystemError(EBADF, "file handle \(handle) is not open")
-        }
-        return try await reader.read(offset: offset, count: size)
+        let (reader, writer) = state.withLock { ($0.readers[handle], $0.writers[handle]?.writer) }
+        if let reader { return try await reader.read(offset: offset, count: size) }
+        if let writer { return try await writer.read(at: offset, count: size) }
+        throw FilesystemError(EBADF, "file handle \(handle) is not open")
     }
 
-    /// `release`: the last close of an open file.
+    /// `release`: the last close of an open file. A file written but not finalized by a flush
+    /// (no bytes, or closed from another process) is finalized here.
     public func release(handle: UInt64) async {
         let reader = state.withLock { $0.readers.removeValue(forKey: handle) }
         await reader?.close()
+        // The handle stays registered while it is finalized, so that a rename arriving
+        // meanwhile (rsync renames right after close) finds the writer and waits for it.
+        guard let writer = state.withLock({ $0.writers[handle] }) else { return }
+        if !writer.readOnly { await finishWriting(writer) }
+        _ = state.withLock { $0.writers.removeValue(forKey: handle) }
+    }
+
+    /// `setattr`. chmod, chown and times succeed and are kept (the Media Manager has no field
+    /// for them) in the attribute store, which survives remounts. A size change applies to a
+    /// file being written; a finished file can only be truncated in spool mode.
+    public func setattr(_ inode: InodeNumber, _ changes: SetAttributes, handle: UInt64?) async throws -> NodeAttributes {
+        let node = try node(inode)
+        if let size = changes.size {
+            guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(node.name)' is a directory") }
+            if let writer = state.withLock({ state in handle.flatMap { state.writers[$0] } ?? state.writers.values.first { $0.inode == inode && !$0.readOnly } })?.writer {
+                try await writer.truncate(to: size)
+                state.withLock { $0.table[inode]?.item.size = size }
+            } else if size != node.item.size {
+                try await truncateFinished(node, to: size)
+            }
+        }
+        let updated = state.withLock { state -> Node? in
+            guard var current = state.table[inode] else { return nil }
+            if let mode = changes.mode { current.mode = mode & 0o7777 }
+            if let uid = changes.uid { current.uid = uid }
+            if let gid = changes.gid { current.gid = gid }
+            if let modified = changes.modified { current.localModified = modified }
+            state.table[inode] = current
+            return current
+        } ?? node
+        if !updated.item.isPending, changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.modified != nil {
+            persistAttributes(of: updated)
+        }
+        return attributes(of: updated)
+    }
+
+    /// Stores a node's local attributes under its id and content hash.
+    func persistAttributes(of node: Node) {
+        guard !node.item.isPending else { return }
+        attributeStore.update(id: node.item.id, hash: node.item.hash) { stored in
+            if let mode = node.mode { stored.mode = mode }
+            if let uid = node.uid { stored.uid = uid }
+            if let gid = node.gid { stored.gid = gid }
+            if let modified = node.localModified { stored.modified = modified.timeIntervalSince1970 }
+        }
     }
 }
 
@@ -71,24 +127,5 @@ actor DownloadURLCache {
         let url = try await fetch()
         value = (url, .now)
         return url
-    }
-}
-
-extension MediaFilesystem {
-    /// `setattr`. chmod and chown succeed and are kept for the life of the mount (the Media
-    /// Manager has no permissions to store them in); times are kept likewise. A size change of
-    /// a finished file is refused: the Media Manager cannot change a file's bytes in place.
-    public func setattr(_ inode: InodeNumber, _ changes: SetAttributes, handle: UInt64?) async throws -> NodeAttributes {
-        let node = try node(inode)
-        if let size = changes.size, size != node.item.size || node.item.kind == .folder {
-            throw FilesystemError(node.item.kind == .folder ? EISDIR : EPERM, "Changing the size of '\(node.name)' is not supported")
-        }
-        return state.withLock { state in
-            guard var current = state.table[inode] else { return attributes(of: node) }
-            if let mode = changes.mode { current.mode = mode & 0o7777 }
-            if let modified = changes.modified { current.localModified = modified }
-            state.table[inode] = current
-            return attributes(of: current)
-        }
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import MediaManager
+import Resumable
 import Synchronization
 
 #if canImport(Glibc)
@@ -17,6 +18,8 @@ public final class MediaFilesystem: Sendable {
     public let configuration: FilesystemConfiguration
     let client: MediaManagerClient
     let http: HTTPClient
+    let tus: TusClient
+    let attributeStore: AttributeStore
     let logger: Logger
     let clock = ContinuousClock()
     let mounted = Date()
@@ -27,6 +30,10 @@ public final class MediaFilesystem: Sendable {
         var refreshing: [InodeNumber: Task<Void, any Error>] = [:]
         var directoryHandles: [UInt64: [DirectoryEntry]] = [:]
         var readers: [UInt64: FileReader] = [:]
+        var writers: [UInt64: WriteHandle] = [:]
+        /// Files being replaced by one being written: hidden from listings meanwhile.
+        var replaced: Set<String> = []
+        var capabilities: TusServerCapabilities?
         var nextHandle: UInt64 = 1
 
         mutating func newHandle() -> UInt64 {
@@ -38,9 +45,20 @@ public final class MediaFilesystem: Sendable {
     /// - Parameters:
     ///   - client: The Media Manager API client.
     ///   - http: The HTTP client for content (Range reads); shared with `client` or not.
-    public init(client: MediaManagerClient, http: HTTPClient, configuration: FilesystemConfiguration, logger: Logger) {
+    ///   - tus: The tus client for writes.
+    ///   - attributes: Where mode, owner and times are kept across mounts.
+    public init(
+        client: MediaManagerClient,
+        http: HTTPClient,
+        tus: TusClient,
+        attributes: AttributeStore,
+        configuration: FilesystemConfiguration,
+        logger: Logger
+    ) {
         self.client = client
         self.http = http
+        self.tus = tus
+        self.attributeStore = attributes
         self.configuration = configuration
         self.logger = logger
         let now = clock.now
@@ -52,15 +70,18 @@ public final class MediaFilesystem: Sendable {
     func attributes(of node: Node) -> NodeAttributes {
         let item = node.item
         let isDirectory = item.kind == .folder
-        let modified = node.localModified ?? (node.inode == InodeTable.root ? mounted : item.updated)
+        let stored = item.isPending ? nil : attributeStore.attributes(id: item.id, hash: item.hash)
+        let modified =
+            node.localModified ?? stored?.modified.map(Date.init(timeIntervalSince1970:))
+            ?? (node.inode == InodeTable.root ? mounted : item.updated)
         return NodeAttributes(
             inode: node.inode,
             kind: isDirectory ? .directory : .file,
             size: isDirectory ? 0 : item.size,
-            permissions: node.mode ?? (isDirectory ? 0o755 : 0o644),
+            permissions: node.mode ?? stored?.mode ?? (isDirectory ? 0o755 : 0o644),
             links: isDirectory ? 2 : 1,
-            uid: configuration.uid,
-            gid: configuration.gid,
+            uid: node.uid ?? stored?.uid ?? configuration.uid,
+            gid: node.gid ?? stored?.gid ?? configuration.gid,
             modified: modified,
             changed: modified,
             accessed: modified
@@ -87,7 +108,7 @@ public final class MediaFilesystem: Sendable {
     /// `getattr`: cached within the attribute TTL, fetched again after it.
     public func getattr(_ inode: InodeNumber) async throws -> NodeAttributes {
         let node = try node(inode)
-        guard inode != InodeTable.root, !node.detached, clock.now - node.fetched >= configuration.attributeTTL else {
+        guard inode != InodeTable.root, !node.detached, !node.item.isPending, clock.now - node.fetched >= configuration.attributeTTL else {
             return attributes(of: node)
         }
         let item: RemoteItem

@@ -18,6 +18,18 @@ struct RemoteItem: Sendable, Equatable {
     var mediaType = ""
     var operationStatus = ""
 
+    /// A file being written: not in the Media Manager until it is finalized.
+    var isPending: Bool { id.hasPrefix(RemoteItem.pendingPrefix) }
+    static let pendingPrefix = "pending:"
+
+    /// A file being written, under a local id.
+    static func pending(displayName: String, now: Date) -> RemoteItem {
+        var item = RemoteItem(folder: Folder(id: "", displayName: displayName, parentFolderId: "", createdDate: now, updatedDate: now))
+        item.kind = .file
+        item.id = pendingPrefix + UUID().uuidString
+        return item
+    }
+
     /// Key of the id → inode map; folder and file ids live in separate spaces.
     var key: String { (kind == .folder ? "d:" : "f:") + id }
 
@@ -69,6 +81,8 @@ struct Node: Sendable {
     var mode: UInt32?
     /// A modification time set by utimensat, shown instead of the service's.
     var localModified: Date?
+    var uid: UInt32?
+    var gid: UInt32?
 }
 
 /// A folder's entries as last listed.

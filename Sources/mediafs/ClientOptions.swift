@@ -55,7 +55,8 @@ struct ClientOptions: ParsableArguments {
         )
         logger.info("Started the embedded Media Manager", metadata: ["url": "\(embedded.baseURL)", "data": "\(directory)"])
         let configuration = MediaManagerClient.Configuration(baseURL: embedded.baseURL, apiKey: key, siteID: nil)
-        return Connection(configuration: configuration, embedded: embedded, logger: logger)
+        let identity = "embedded:" + URL(fileURLWithPath: directory).standardizedFileURL.path
+        return Connection(configuration: configuration, embedded: embedded, identity: identity, logger: logger)
     }
 }
 
@@ -64,8 +65,12 @@ final class Connection: Sendable {
     let http: HTTPClient
     let client: MediaManagerClient
     let embedded: MediaServer?
+    /// Names this Media Manager stably across runs (its URL and site id, or the embedded
+    /// server's data directory), for what is stored locally about its files.
+    let identity: String
 
-    init(configuration: MediaManagerClient.Configuration, embedded: MediaServer?, logger: Logger) {
+    init(configuration: MediaManagerClient.Configuration, embedded: MediaServer?, identity: String? = nil, logger: Logger) {
+        self.identity = identity ?? configuration.baseURL + "#" + (configuration.siteID ?? "")
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(60), write: .seconds(60))
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)

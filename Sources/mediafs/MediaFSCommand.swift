@@ -12,7 +12,7 @@ struct MediaFSCommand: AsyncParsableCommand {
             With --server, --api-key and --site-id (or MEDIAFS_SERVER, MEDIAFS_API_KEY,
             MEDIAFS_SITE_ID) they talk to a real one.
             """,
-        subcommands: [MountCommand.self, ServeCommand.self]
+        subcommands: [MountCommand.self, ServeCommand.self, UploadCommand.self, URLCommand.self]
     )
 }
 

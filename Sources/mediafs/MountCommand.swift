@@ -6,6 +6,7 @@ import Logging
 import MediaFS
 import MediaManager
 import MediaServer
+import Resumable
 
 #if canImport(Glibc)
 import Glibc
@@ -43,10 +44,28 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a folder listing is reused; changes made elsewhere show up within this.")
     var dirTTL: Double = 1
 
+    @Option(name: .long, help: "stream: upload while writing (sequential writes); spool: stage in the cache directory and upload at close (any program).")
+    var writeMode: WriteMode = .stream
+
+    @Option(name: .long, help: "tus chunk size in MiB; each file being written holds about two chunks in memory.")
+    var chunkSize: Int = 8
+
+    @Option(name: .long, help: "How many files may be written at once (open fails beyond it).")
+    var maxWriters: Int = 16
+
+    @Option(name: .long, help: "Seconds an upload keeps retrying through a network outage before close() fails with EIO.")
+    var outageLimit: Double = 300
+
+    @Option(name: .long, help: "Directory for spooled files (default: $XDG_CACHE_HOME/mediafs).")
+    var cacheDir: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard attrTTL >= 0, dirTTL >= 0 else { throw ValidationError("TTLs cannot be negative.") }
+        guard (1...256).contains(chunkSize) else { throw ValidationError("--chunk-size must be between 1 and 256 MiB.") }
+        guard maxWriters >= 1 else { throw ValidationError("--max-writers must be at least 1.") }
+        guard outageLimit > 0 else { throw ValidationError("--outage-limit must be positive.") }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("Mount point '\(mountpoint)' is not a directory; create it first (mkdir -p \(mountpoint)).")
@@ -67,6 +86,20 @@ struct MountCommand: AsyncParsableCommand {
             )
             configuration.readOnly = readOnly
             configuration.readOnlyReason = reason
+            configuration.writeMode = writeMode
+            configuration.chunkSize = chunkSize << 20
+            configuration.maxWriters = maxWriters
+            configuration.cacheDirectory = cacheDir ?? Environment.cacheHome
+            let tus = TusClient(
+                configuration: .init(
+                    chunkSize: chunkSize << 20,
+                    retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000))),
+                    spoolDirectory: configuration.cacheDirectory),
+                httpClient: connection.http, logger: logger)
+            let attributes = try AttributeStore(
+                path: Environment.stateHome + "/attributes.sqlite",
+                scope: connection.identity,
+                logger: logger)
             if rootFolder != FolderID.mediaRoot {
                 do {
                     _ = try await connection.client.folders.get(id: rootFolder)
@@ -74,7 +107,9 @@ struct MountCommand: AsyncParsableCommand {
                     throw ValidationError("--root-folder \(rootFolder): \(error)")
                 }
             }
-            let filesystem = MediaFilesystem(client: connection.client, http: connection.http, configuration: configuration, logger: logger)
+            let filesystem = MediaFilesystem(
+                client: connection.client, http: connection.http, tus: tus, attributes: attributes,
+                configuration: configuration, logger: logger)
             let session = try FuseSession(
                 mountpoint: mountpoint, filesystem: filesystem,
                 options: options.flatMap { $0.split(separator: ",").map(String.init) }, logger: logger)
@@ -121,3 +156,5 @@ struct MountCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension WriteMode: ExpressibleByArgument {}

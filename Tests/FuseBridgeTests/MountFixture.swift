@@ -1,12 +1,16 @@
 import AsyncHTTPClient
+import Crypto
 import Dispatch
 import Foundation
 import FuseBridge
 import Logging
 import MediaFS
 import MediaManager
+import MediaServer
 import MediaServerTesting
 import NIOCore
+import NIOHTTP1
+import Resumable
 
 /// A real FUSE mount of a fresh embedded server under a temporary directory. It is always
 /// unmounted, whatever the test does.
@@ -17,35 +21,53 @@ struct MountFixture {
 
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        outageLimit: Duration = .seconds(300),
+        server configureServer: (inout MediaServerConfiguration) -> Void = { _ in },
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
-        try await TestMediaServer.with { server in
-            try await TemporaryDirectory.with(prefix: "mediafs-mount") { directory in
-                var logger = Logger(label: "test.mount")
-                logger.logLevel = ProcessInfo.processInfo.environment["MEDIAFS_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-                let client = MediaManagerClient(
-                    configuration: .init(baseURL: server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
-                    httpClient: HTTPClient.shared, logger: logger)
-                var configuration = FilesystemConfiguration(
-                    entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
-                configure(&configuration)
-                let filesystem = MediaFilesystem(client: client, http: HTTPClient.shared, configuration: configuration, logger: logger)
-                let mountpoint = directory.path + "/mnt"
-                try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-                let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
-                let loop = Task { try await session.run() }
-                let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint)
-                do {
-                    let result = try await body(fixture)
-                    session.unmount()
-                    try await loop.value
-                    return result
-                } catch {
-                    session.unmount()
-                    _ = try? await loop.value
-                    throw error
-                }
-            }
+        try await TestMediaServer.with(configure: configureServer) { server in
+            try await mounted(server: server, configure: configure, outageLimit: outageLimit, body)
+        }
+    }
+
+    /// Mounts `server` (at `server.directory/mnt`), runs `body`, unmounts.
+    static func mounted<T>(
+        server: TestMediaServer,
+        configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        outageLimit: Duration = .seconds(300),
+        _ body: (MountFixture) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "test.mount")
+        logger.logLevel = ProcessInfo.processInfo.environment["MEDIAFS_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        let client = MediaManagerClient(
+            configuration: .init(baseURL: server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
+            httpClient: HTTPClient.shared, logger: logger)
+        var configuration = FilesystemConfiguration(
+            entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
+        configuration.cacheDirectory = server.directory.path + "/cache"
+        configure(&configuration)
+        let tus = TusClient(
+            configuration: .init(
+                chunkSize: configuration.chunkSize,
+                retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)),
+            httpClient: HTTPClient.shared, logger: logger)
+        let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
+        let filesystem = MediaFilesystem(
+            client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
+        let mountpoint = server.directory.path + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
+        let loop = Task { try await session.run() }
+        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint)
+        do {
+            let result = try await body(fixture)
+            session.unmount()
+            try await loop.value
+            return result
+        } catch {
+            session.unmount()
+            _ = try? await loop.value
+            throw error
         }
     }
 
@@ -66,6 +88,28 @@ struct MountFixture {
             mimeType: MIMETypes.guess(fileName: name), options: UploadOptions(fileName: name, parentFolderId: folder))
         return try await client.uploads.upload(to: url.uploadUrl, fileName: name, bytes: ByteBuffer(bytes: data))
     }
+
+    /// MD5 of a file's bytes as the Media Manager serves them.
+    func remoteMD5(_ file: MediaManager.FileDescriptor) async throws -> String {
+        var request = HTTPClientRequest(url: file.url)
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .minutes(5))
+        var hasher = Insecure.MD5()
+        for try await chunk in response.body { chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The files of a folder path (`a/b`) through the API, by display name.
+    func remoteFiles(_ path: String = "") async throws -> [String: MediaManager.FileDescriptor] {
+        var folder = FolderID.mediaRoot
+        for name in path.split(separator: "/") {
+            let folders = try await client.folders.list(parentFolderId: folder, limit: 1000).folders
+            guard let next = folders.first(where: { $0.displayName == name }) else { return [:] }
+            folder = next.id
+        }
+        let files = try await client.files.list(parentFolderId: folder, limit: 1000).files
+        return Dictionary(files.map { ($0.displayName, $0) }, uniquingKeysWith: { a, _ in a })
+    }
 }
 
 enum Shell {
@@ -76,25 +120,8 @@ enum Shell {
     }
 
     static func run(_ command: String, directory: String) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                    process.arguments = ["-c", command]
-                    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    process.standardError = pipe
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    continuation.resume(returning: Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        let result = try await Programs.run("/bin/sh", ["-c", command], directory: directory)
+        return Result(status: result.status, output: result.output)
     }
 }
 

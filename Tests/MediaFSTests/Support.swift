@@ -5,6 +5,7 @@ import MediaFS
 import MediaManager
 import MediaServerTesting
 import NIOCore
+import Resumable
 
 /// A filesystem over a fresh embedded server, and the client to change things behind its back.
 struct FilesystemFixture {
@@ -15,6 +16,7 @@ struct FilesystemFixture {
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         key: String = TestMediaServer.apiKey,
+        outageLimit: Duration = .seconds(300),
         _ body: (FilesystemFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with { server in
@@ -24,8 +26,15 @@ struct FilesystemFixture {
                 configuration: .init(baseURL: server.baseURL, apiKey: key, siteID: nil), httpClient: HTTPClient.shared, logger: logger)
             var configuration = FilesystemConfiguration(
                 entryTTL: .milliseconds(200), attributeTTL: .milliseconds(200), directoryTTL: .milliseconds(200))
+            configuration.cacheDirectory = server.directory.path + "/cache"
             configure(&configuration)
-            let filesystem = MediaFilesystem(client: client, http: HTTPClient.shared, configuration: configuration, logger: logger)
+            let attributesPath = server.directory.path + "/attributes.sqlite"
+            let tus = TusClient(
+                configuration: .init(chunkSize: configuration.chunkSize, retry: RetryPolicy(outageLimit: outageLimit)),
+                httpClient: HTTPClient.shared, logger: logger)
+            let attributes = try AttributeStore(path: attributesPath, scope: server.baseURL, logger: logger)
+            let filesystem = MediaFilesystem(
+                client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
             return try await body(FilesystemFixture(server: server, client: client, filesystem: filesystem))
         }
     }

@@ -49,7 +49,7 @@ struct DurabilityTests {
                     """,
                 body: data.suffix(from: 8 << 20))
             _ = try await killer.value
-            server.waitUntilExit()
+            await Programs.wait(server)
 
             server = try Programs.start(binary, arguments, log: directory.path + "/server2.log")
             try await Programs.waitFor("restarted server") { (try? await TestHTTP.send(.OPTIONS, base + "/upload/tus")) != nil }
@@ -69,7 +69,7 @@ struct DurabilityTests {
             let content = try await TestHTTP.send(.GET, try #require(file["url"] as? String))
             #expect(Insecure.MD5.hash(data: content.body).map { String(format: "%02x", $0) }.joined() == expected)
             kill(server.processIdentifier, SIGTERM)
-            server.waitUntilExit()
+            await Programs.wait(server)
         }
     }
 }

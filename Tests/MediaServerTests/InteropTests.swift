@@ -23,14 +23,14 @@ struct InteropTests {
     @Test("tuspy uploads 20 MiB: generate URL, tus with the token metadata, finalize; the bytes match")
     func tuspyUpload() async throws {
         let python = try #require(Programs.which("python3"), "python3 is needed")
-        let check = try Programs.run(python, ["-c", "import tusclient, requests"])
+        let check = try await Programs.run(python, ["-c", "import tusclient, requests"])
         try #require(check.status == 0, "tuspy is not installed (make deps installs it): \(check.output)")
         try await TestMediaServer.with { server in
             let data = Data.random(20 << 20)
             let path = server.directory.path + "/interop.bin"
             try data.write(to: URL(fileURLWithPath: path))
             let (uploadUrl, token) = try await TusTest.generate(server, name: "interop.bin", mimeType: "application/octet-stream")
-            let result = try Programs.run(python, ["-c", Self.script, uploadUrl, token, path])
+            let result = try await Programs.run(python, ["-c", Self.script, uploadUrl, token, path])
             try #require(result.status == 0, "tuspy failed: \(result.output)")
             let url = try #require(result.output.split(separator: "\n").last.map(String.init))
             let content = try await TestHTTP.send(.GET, url)

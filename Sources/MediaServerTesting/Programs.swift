@@ -1,11 +1,14 @@
+import Dispatch
 import Foundation
 import NIOHTTP1
-import Testing
 
 /// Runs the built `mediafs` binary and other programs, for tests that need a separate process.
-enum Programs {
+///
+/// Blocking waits happen on a dispatch queue: a test that blocked the concurrency pool could
+/// starve the in-process servers and mounts that its programs talk to.
+public enum Programs {
     /// The `mediafs` executable next to the test bundle (SwiftPM builds it for this target).
-    static var mediafs: String {
+    public static var mediafs: String {
         get throws {
             var candidates: [URL] = []
             if let env = ProcessInfo.processInfo.environment["MEDIAFS_BIN"] { candidates.append(URL(fileURLWithPath: env)) }
@@ -24,7 +27,7 @@ enum Programs {
     }
 
     /// Starts a program with its output going to `log`.
-    static func start(_ path: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
+    public static func start(_ path: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -39,25 +42,51 @@ enum Programs {
         return process
     }
 
-    /// Runs a program to completion and returns its exit status and output.
-    static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { $1 }
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs a program to completion and returns its exit status and output (stdout and stderr
+    /// together). The blocking wait happens on a dispatch queue, never on the concurrency pool,
+    /// which the servers and mounts of the test process need.
+    public static func run(
+        _ path: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        directory: String? = nil
+    ) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: path)
+                    process.arguments = arguments
+                    var env = ProcessInfo.processInfo.environment
+                    env.merge(environment) { $1 }
+                    process.environment = env
+                    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    process.standardError = pipe
+                    try process.run()
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Waits for a process to exit, off the concurrency pool.
+    public static func wait(_ process: Process) async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
     }
 
     /// A free loopback port (bound and released).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -73,7 +102,7 @@ enum Programs {
     }
 
     /// Waits until `check` succeeds or `timeout` passes.
-    static func waitFor(_ what: String, timeout: Duration = .seconds(20), _ check: () async -> Bool) async throws {
+    public static func waitFor(_ what: String, timeout: Duration = .seconds(20), _ check: () async -> Bool) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
@@ -84,7 +113,7 @@ enum Programs {
     }
 
     /// An executable found on PATH.
-    static func which(_ name: String) -> String? {
+    public static func which(_ name: String) -> String? {
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
             let path = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -93,7 +122,8 @@ enum Programs {
     }
 }
 
-struct ProgramError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
+/// A program could not be found or run.
+public struct ProgramError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }

@@ -1,0 +1,205 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A loopback TCP proxy that injects network faults, for tests.
+///
+/// The proxy listens on `127.0.0.1` (a random port by default) and forwards every connection to a
+/// target. Under test control it can:
+/// - cut connections after a random number of bytes sent upstream (client → target), optionally
+///   counted from a trigger such as `"PATCH "` so that cuts land inside request bodies
+///   (``CutPolicy``); the positions come from a seeded generator, so a run is reproducible;
+/// - simulate an outage (``beginOutage(_:dropExisting:)``): new connections are refused (the port
+///   stops listening) or accepted and closed at once, and existing connections are dropped;
+/// - report what it forwarded (``statistics()``).
+///
+/// All state lives on the proxy's own single-threaded event loop.
+public final class FaultProxy: Sendable {
+    /// How an outage treats new connections.
+    public enum OutageMode: Sendable, Hashable {
+        /// The proxy stops listening: connecting fails with "connection refused".
+        case refuse
+        /// Connections are accepted and closed immediately, before any byte is forwarded.
+        case closeImmediately
+    }
+
+    /// Counters since the proxy started.
+    public struct Statistics: Sendable, Hashable {
+        /// Connections accepted and forwarded to the target.
+        public var connectionsForwarded: Int = 0
+        /// Connections closed at once because of an outage (refused ones never reach the proxy).
+        public var connectionsRejected: Int = 0
+        /// Connections cut by the ``CutPolicy``.
+        public var cuts: Int = 0
+        /// Connections dropped when an outage began.
+        public var dropped: Int = 0
+        /// Bytes forwarded from clients to the target.
+        public var bytesUpstream: Int64 = 0
+        /// Bytes forwarded from the target to clients.
+        public var bytesDownstream: Int64 = 0
+    }
+
+    /// The port the proxy listens on.
+    public let port: Int
+    /// The target's host and port.
+    public let targetHost: String
+    public let targetPort: Int
+
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    let state: NIOLoopBound<ProxyState>
+    let logger: Logger
+
+    private init(
+        port: Int,
+        targetHost: String,
+        targetPort: Int,
+        group: MultiThreadedEventLoopGroup,
+        state: NIOLoopBound<ProxyState>,
+        logger: Logger
+    ) {
+        self.port = port
+        self.targetHost = targetHost
+        self.targetPort = targetPort
+        self.group = group
+        self.loop = group.next()
+        self.state = state
+        self.logger = logger
+    }
+
+    /// Starts a proxy in front of `targetHost:targetPort`.
+    ///
+    /// - Parameters:
+    ///   - targetHost: Where connections go (default `127.0.0.1`).
+    ///   - targetPort: The target's port.
+    ///   - port: The port to listen on; 0 picks a free one.
+    ///   - seed: Seeds the generator that picks cut positions.
+    ///   - logger: Where the proxy logs cuts and outages.
+    public static func start(
+        targetHost: String = "127.0.0.1",
+        targetPort: Int,
+        port: Int = 0,
+        seed: UInt64 = 0x5EED,
+        logger: Logger
+    ) async throws -> FaultProxy {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let state = try await loop.submit {
+            NIOLoopBound(ProxyState(seed: seed, targetHost: targetHost, targetPort: targetPort, logger: logger), eventLoop: loop)
+        }.get()
+        do {
+            let channel = try await Self.bind(state: state, group: group, port: port).get()
+            let boundPort = channel.localAddress?.port ?? port
+            try await loop.submit { state.value.listener = channel }.get()
+            return FaultProxy(
+                port: boundPort,
+                targetHost: targetHost,
+                targetPort: targetPort,
+                group: group,
+                state: state,
+                logger: logger
+            )
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops listening, closes every connection and shuts the event loop down.
+    public func stop() async throws {
+        try await loop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            state.policy = nil
+            let listener = state.listener
+            state.listener = nil
+            state.stopped = true
+            state.dropAll()
+            return listener?.close() ?? self.loop.makeSucceededVoidFuture()
+        }.get()
+        try await group.shutdownGracefully()
+    }
+
+    // MARK: Faults
+
+    /// Sets (or with `nil`, clears) the policy that cuts connections.
+    public func setCutPolicy(_ policy: CutPolicy?) async throws {
+        try await loop.submit { self.state.value.policy = policy }.get()
+    }
+
+    /// Starts an outage: new connections are refused or closed, and (by default) open ones dropped.
+    public func beginOutage(_ mode: OutageMode = .refuse, dropExisting: Bool = true) async throws {
+        try await loop.flatSubmit { () -> EventLoopFuture<Void> in
+            let state = self.state.value
+            state.outage = mode
+            if dropExisting {
+                state.statistics.dropped += state.connections.count
+                state.dropAll()
+            }
+            self.logger.debug("fault proxy outage begins", metadata: ["proxy.mode": "\(mode)"])
+            guard mode == .refuse, let listener = state.listener else { return self.loop.makeSucceededVoidFuture() }
+            state.listener = nil
+            return listener.close()
+        }.get()
+    }
+
+    /// Ends an outage: the proxy listens (on the same port) and forwards again.
+    public func endOutage() async throws {
+        let needsBind = try await loop.submit { () -> Bool in
+            let state = self.state.value
+            state.outage = nil
+            return state.listener == nil && !state.stopped
+        }.get()
+        guard needsBind else { return }
+        var attempts = 0
+        while true {
+            do {
+                let channel = try await Self.bind(state: state, group: group, port: port).get()
+                try await loop.submit { self.state.value.listener = channel }.get()
+                break
+            } catch {
+                attempts += 1
+                if attempts >= 50 { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        logger.debug("fault proxy outage ends")
+    }
+
+    /// Runs an outage for `duration`, then ends it.
+    public func outage(for duration: Duration, mode: OutageMode = .refuse) async throws {
+        try await beginOutage(mode)
+        try await Task.sleep(for: duration)
+        try await endOutage()
+    }
+
+    /// Closes every open connection now (without starting an outage).
+    public func dropConnections() async throws {
+        try await loop.submit {
+            let state = self.state.value
+            state.statistics.dropped += state.connections.count
+            state.dropAll()
+        }.get()
+    }
+
+    /// The counters so far.
+    public func statistics() async throws -> Statistics {
+        try await loop.submit { self.state.value.statistics }.get()
+    }
+
+    // MARK: Internals
+
+    private static func bind(
+        state: NIOLoopBound<ProxyState>,
+        group: MultiThreadedEventLoopGroup,
+        port: Int
+    ) -> EventLoopFuture<any Channel> {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { inbound in
+                state.value.accept(inbound)
+            }
+            .bind(host: "127.0.0.1", port: port)
+    }
+}
