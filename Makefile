@@ -7,7 +7,7 @@
 SWIFT        ?= swift
 BUILD_FLAGS  ?=
 MOUNTPOINT   ?= ./media
-APT_PACKAGES := libfuse3-dev fuse3 rsync curl attr pkg-config python3-pip
+APT_PACKAGES := libfuse3-dev fuse3 rsync curl attr pkg-config
 PIP_PACKAGES := tuspy==1.1.0 resumable-upload==0.3.0
 
 .PHONY: all deps build release run serve test bench clean

@@ -20,7 +20,7 @@ final class FuseHost: Sendable {
     /// The caller of a request.
     static func context(_ request: fuse_req_t) -> RequestContext {
         let context = fuse_req_ctx(request)!.pointee
-        return RequestContext(uid: context.uid, gid: context.gid, pid: context.pid)
+        return RequestContext(uid: context.uid, gid: context.gid, pid: context.pid, umask: context.umask)
     }
 
     /// Runs `body` in a task and answers from it. Arguments must already be copied: nothing

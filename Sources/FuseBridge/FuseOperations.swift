@@ -61,10 +61,11 @@ enum FuseOperations {
                 reply.attributes(try await fs.setattr(inode, changes, handle: handle), ttl: fs.configuration.attributeTTL)
             }
         }
-        ops.mkdir = { request, parent, name, _ in
+        ops.mkdir = { request, parent, name, mode in
             let name = String(cString: name!)
+            let context = FuseHost.context(request!)
             FuseHost.run(request, "mkdir") { fs, reply in
-                reply.entry(try await fs.mkdir(parent: parent, name: name))
+                reply.entry(try await fs.mkdir(parent: parent, name: name, mode: mode, context: context))
             }
         }
         ops.unlink = { request, parent, name in
@@ -96,12 +97,12 @@ enum FuseOperations {
                 reply.open(handle: try await fs.open(inode, flags: flags, context: context))
             }
         }
-        ops.create = { request, parent, name, _, info in
+        ops.create = { request, parent, name, mode, info in
             let name = String(cString: name!)
             let flags = info!.pointee.flags
             let context = FuseHost.context(request!)
             FuseHost.run(request, "create") { fs, reply in
-                let (entry, handle) = try await fs.create(parent: parent, name: name, flags: flags, context: context)
+                let (entry, handle) = try await fs.create(parent: parent, name: name, mode: mode, flags: flags, context: context)
                 reply.created(entry, handle: handle)
             }
         }

@@ -19,7 +19,8 @@ import Glibc
 /// temporary file, so any write pattern works, and uploaded (resumably) when it is finalized.
 ///
 /// ``finalize()`` sends what is left, declares the length, and finalizes the upload; it runs
-/// once, and every later call returns the same file or the same error.
+/// once, and every later call returns the same file or the same error. Operations run one at a
+/// time (an actor would let another call in at every `await`).
 actor FileWriter {
     enum Mode: Sendable { case stream, spool }
 
@@ -27,10 +28,14 @@ actor FileWriter {
         var displayName: String
         var mimeType: String
         var parentFolderId: String
-        /// A file this one replaces (O_TRUNC or a create over it); it goes to the trash once the
-        /// new file is finalized.
-        var replacing: String?
+        /// Files this one replaces (O_TRUNC, or renamed onto while being written); they go to the
+        /// trash once the new file is finalized.
+        var replacing: [String] = []
     }
+
+    /// Called as soon as the Media Manager has the file (before any follow-up rename or
+    /// replacement), so that the inode takes the file's id at once.
+    typealias UploadedHandler = @Sendable (FileWriter, MediaManager.FileDescriptor) -> Void
 
     private let client: MediaManagerClient
     private let tus: TusClient
@@ -38,19 +43,26 @@ actor FileWriter {
     private let resumable: GenerateResumableUploadUrlResponse
     private let chunkSize: Int
     private let logger: Logger
+    private let onUploaded: UploadedHandler
     private(set) var target: Target
     let mode: Mode
 
     private var upload: TusUpload?
+    /// The tus upload a spooled file was sent to, to terminate it if the file is given up.
+    private var spoolUploadURL: String?
     /// The bytes not yet handed to the upload, starting at `tailStart`.
     private var tail = ByteBuffer()
     private var tailStart: Int64 = 0
     private var staging: StagingFile?
     private(set) var size: Int64 = 0
     private(set) var wroteBytes = false
+    /// Deleted while being written: writes are accepted and dropped, nothing is saved.
+    private(set) var discarded = false
     private var failure: FilesystemError?
     private var finished: MediaManager.FileDescriptor?
     private var finalizing: Task<MediaManager.FileDescriptor, any Error>?
+    private var running = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     init(
         client: MediaManagerClient,
@@ -61,7 +73,8 @@ actor FileWriter {
         mode: Mode,
         stagingDirectory: String,
         chunkSize: Int,
-        logger: Logger
+        logger: Logger,
+        onUploaded: @escaping UploadedHandler
     ) throws(FilesystemError) {
         self.client = client
         self.tus = tus
@@ -71,37 +84,55 @@ actor FileWriter {
         self.mode = mode
         self.chunkSize = chunkSize
         self.logger = logger
+        self.onUploaded = onUploaded
         if mode == .spool { self.staging = try StagingFile(directory: stagingDirectory) }
     }
 
     var isFinished: Bool { finished != nil }
     var isFailed: Bool { failure != nil }
 
+    /// Runs `body` alone: the next operation starts when this one is done.
+    private func exclusively<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        if running {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        running = true
+        defer {
+            if waiting.isEmpty {
+                running = false
+            } else {
+                waiting.removeFirst().resume()
+            }
+        }
+        return try await body()
+    }
+
     // MARK: Writing
 
     /// Writes `bytes` at `offset`; returns how many were taken (all of them).
     func write(_ bytes: ByteBuffer, at offset: Int64) async throws -> Int {
+        try await exclusively { try await performWrite(bytes, at: offset) }
+    }
+
+    private func performWrite(_ bytes: ByteBuffer, at offset: Int64) async throws -> Int {
+        let count = bytes.readableBytes
+        if discarded { return count }
         try checkOpen()
         wroteBytes = true
         if let staging {
             try staging.write(bytes, at: offset)
             size = staging.size
-            return bytes.readableBytes
+            return count
         }
         let end = tailStart + Int64(tail.readableBytes)
         guard offset >= tailStart else {
             // The file can no longer come out as the program meant it: nothing is saved, and
             // every later write and the close report the error.
-            let refusal = FilesystemError(
+            throw refuse(
                 EINVAL,
                 "Writing '\(target.displayName)' at offset \(offset), behind the \(tailStart) bytes already streamed to the Media Manager: "
                     + "stream mode takes sequential writes only; mount with --write-mode spool for programs that rewrite files")
-            logger.error("\(refusal)")
-            failure = refusal
-            await abandon()
-            throw refusal
         }
-        let count = bytes.readableBytes
         var bytes = bytes
         if offset > end {
             try await appendZeros(offset - end)
@@ -119,24 +150,28 @@ actor FileWriter {
     /// Changes the size: within the unsent tail, or growing (zero-filled); shrinking into bytes
     /// already streamed is refused.
     func truncate(to length: Int64) async throws {
-        try checkOpen()
-        if let staging {
-            try staging.truncate(to: length)
+        try await exclusively {
+            if discarded { return }
+            try checkOpen()
+            wroteBytes = true
+            if let staging {
+                try staging.truncate(to: length)
+                size = length
+                return
+            }
+            let end = tailStart + Int64(tail.readableBytes)
+            if length >= end {
+                try await appendZeros(length - end)
+            } else if length >= tailStart {
+                tail.moveWriterIndex(to: tail.readerIndex + Int(length - tailStart))
+            } else {
+                throw refuse(
+                    EPERM,
+                    "Truncating '\(target.displayName)' to \(length) bytes, below the \(tailStart) already streamed: "
+                        + "mount with --write-mode spool for programs that truncate what they wrote")
+            }
             size = length
-            return
         }
-        let end = tailStart + Int64(tail.readableBytes)
-        if length >= end {
-            try await appendZeros(length - end)
-        } else if length >= tailStart {
-            tail.moveWriterIndex(to: tail.readerIndex + Int(length - tailStart))
-        } else {
-            throw FilesystemError(
-                EPERM,
-                "Truncating '\(target.displayName)' to \(length) bytes, below the \(tailStart) already streamed: "
-                    + "mount with --write-mode spool for programs that truncate what they wrote")
-        }
-        size = length
     }
 
     /// Reads back what was written (spool mode only: a stream is not kept).
@@ -147,28 +182,41 @@ actor FileWriter {
         return try staging.read(at: offset, count: count)
     }
 
-    /// Pushes what is buffered to the server and waits until everything sent is acknowledged
-    /// (fsync). It does not finalize: the program may keep writing.
+    /// Pushes everything written so far to the server and waits until it is acknowledged
+    /// (fsync). It does not finalize: the program may keep writing. The bytes pushed can no longer
+    /// be rewritten in place.
     func sync() async throws {
-        try checkOpen()
-        guard let upload else { return }
-        do {
-            try await upload.flush()
-        } catch {
-            throw fail(error, "Syncing")
+        try await exclusively {
+            if discarded { return }
+            try checkOpen()
+            guard staging == nil else { return }  // staged on disk: uploaded at close
+            do {
+                if tail.readableBytes > 0 {
+                    let upload = try await ensureUpload()
+                    let chunk = tail
+                    tail = ByteBuffer()
+                    tailStart += Int64(chunk.readableBytes)
+                    try await upload.append(chunk)
+                }
+                try await upload?.flush()
+            } catch {
+                throw fail(error, "Syncing")
+            }
         }
     }
 
-    /// Changes the name or folder the file will have, if it is not finalized yet. Returns the
-    /// finalized file otherwise (waiting for a finalize in progress), which the caller then
-    /// renames through the API.
-    func retarget(displayName: String, parentFolderId: String) async throws -> MediaManager.FileDescriptor? {
+    /// Changes the name or folder the file will have, if it is not finalized yet; `replacing`
+    /// is trashed once it is. Returns the finalized file otherwise (waiting for a finalize in
+    /// progress), which the caller then renames through the API.
+    func retarget(displayName: String, parentFolderId: String, replacing: String?) async throws -> MediaManager.FileDescriptor? {
         if let finalizing {
             return try await finalizing.value
         }
         if let finished { return finished }
+        if let failure { throw failure }
         target.displayName = displayName
         target.parentFolderId = parentFolderId
+        if let replacing { target.replacing.append(replacing) }
         return nil
     }
 
@@ -202,7 +250,7 @@ actor FileWriter {
         if let finished { return finished }
         if let failure { throw failure }
         if let finalizing { return try await finalizing.value }
-        let task = Task { try await self.performFinalize() }
+        let task = Task { try await self.exclusively { try await self.performFinalize() } }
         finalizing = task
         do {
             let file = try await task.value
@@ -211,46 +259,47 @@ actor FileWriter {
             return file
         } catch {
             finalizing = nil
-            let failure = error as? FilesystemError ?? FilesystemError(EIO, "Finalizing '\(target.displayName)' failed: \(error)")
+            let failure = self.failure ?? error as? FilesystemError ?? FilesystemError(EIO, "Finalizing '\(target.displayName)' failed: \(error)")
             self.failure = failure
-            await abandon()
+            abandon()
             throw failure
         }
     }
 
     private func performFinalize() async throws -> MediaManager.FileDescriptor {
-        let metadata = [
-            "filename": target.displayName, "contentType": target.mimeType, "token": resumable.uploadToken,
-        ]
+        if let failure { throw failure }
+        let metadata = ["filename": target.displayName, "contentType": target.mimeType, "token": resumable.uploadToken]
         do {
             if let staging {
-                _ = try await tus.upload(file: staging.path, to: resumable.uploadUrl, metadata: metadata)
+                let result = try await tus.upload(
+                    file: staging.path, to: resumable.uploadUrl, metadata: metadata,
+                    onCreate: { [weak self] url in Task { await self?.rememberSpoolUpload(url) } })
+                spoolUploadURL = result.url
             } else {
-                if upload == nil {
+                let upload: TusUpload
+                if let existing = self.upload {
+                    upload = existing
+                } else {
                     // Closed before the first chunk filled: one request with the whole body.
-                    let length = Int64(tail.readableBytes)
-                    let created = try await tus.createUpload(
-                        at: resumable.uploadUrl, length: length, metadata: metadata, capabilities: capabilities)
-                    upload = created
+                    upload = try await tus.createUpload(
+                        at: resumable.uploadUrl, length: Int64(tail.readableBytes), metadata: metadata, capabilities: capabilities)
+                    self.upload = upload
                 }
                 if tail.readableBytes > 0 {
-                    try await upload!.append(tail)
-                    tailStart += Int64(tail.readableBytes)
+                    let chunk = tail
                     tail = ByteBuffer()
+                    tailStart += Int64(chunk.readableBytes)
+                    try await upload.append(chunk)
                 }
-                try await upload!.finish()
+                try await upload.finish()
             }
         } catch {
             throw fail(error, "Uploading")
         }
-        var file: MediaManager.FileDescriptor
-        do {
-            file = try await client.uploads.finalizeResumableUpload(
-                uploadUrl: resumable.uploadUrl, uploadToken: resumable.uploadToken, fileName: target.displayName)
-        } catch {
-            throw fail(error, "Finalizing")
-        }
+        if let failure { throw failure }
+        var file = try await finalizeWithRetries()
         staging?.close()
+        onUploaded(self, file)
         // The token fixed the folder; a rename since then moves the file after the fact.
         if file.parentFolderId != target.parentFolderId || file.displayName != target.displayName {
             do {
@@ -258,36 +307,94 @@ actor FileWriter {
                     id: file.id,
                     displayName: file.displayName != target.displayName ? target.displayName : nil,
                     parentFolderId: file.parentFolderId != target.parentFolderId ? target.parentFolderId : nil)
+                onUploaded(self, file)
             } catch {
                 logger.error("'\(target.displayName)' was uploaded but could not be moved where it was renamed to: \(error)")
             }
         }
-        if let replacing = target.replacing {
+        if !target.replacing.isEmpty {
             do {
-                try await client.files.delete(ids: [replacing])
+                try await client.files.delete(ids: target.replacing)
             } catch {
-                logger.error("'\(target.displayName)' was replaced, but the old file \(replacing) could not be moved to the trash: \(error)")
+                logger.error("'\(target.displayName)' was saved, but the file(s) it replaces could not be moved to the trash: \(error)")
             }
         }
         return file
     }
 
-    /// The file was deleted while being written: nothing will be saved.
-    func discard() async {
-        guard finished == nil, failure == nil else { return }
-        failure = FilesystemError(ENOENT, "'\(target.displayName)' was deleted while it was being written")
-        await abandon()
+    /// The finalize PUT, retried through a network outage as long as the uploads are: the bytes
+    /// are all on the server, and a short blip must not lose them. A 429 after a failed attempt
+    /// means that attempt did go through; the file is then looked up.
+    private func finalizeWithRetries() async throws -> MediaManager.FileDescriptor {
+        let policy = tus.configuration.retry
+        let started = ContinuousClock.now
+        var attempt = 0
+        var uncertain = false
+        while true {
+            do {
+                return try await client.uploads.finalizeResumableUpload(
+                    uploadUrl: resumable.uploadUrl, uploadToken: resumable.uploadToken, fileName: target.displayName)
+            } catch let error as MediaManagerError {
+                if error.status == 429, uncertain, let file = try? await findFinalized() { return file }
+                let transient = error.code == .transport || error.code == .serverError || error.status == 429
+                guard transient, ContinuousClock.now - started < policy.outageLimit else {
+                    throw fail(error, "Finalizing")
+                }
+                uncertain = uncertain || error.code == .transport
+                logger.warning("Finalizing '\(target.displayName)' failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: policy.delay(forAttempt: attempt))
+                attempt += 1
+            } catch {
+                throw fail(error, "Finalizing")
+            }
+        }
     }
 
-    /// Gives the upload up: the tus upload is terminated and nothing appears in the folder.
-    func abandon() async {
+    /// The newest file of the target folder with this name and size (a finalize whose answer
+    /// was lost).
+    private func findFinalized() async throws -> MediaManager.FileDescriptor? {
+        let page = try await client.files.list(
+            parentFolderId: target.parentFolderId, sort: Sorting(fieldName: "updatedDate", order: .descending), limit: 50)
+        return page.files.first { $0.displayName == target.displayName && $0.sizeInBytes == size }
+    }
+
+    private func rememberSpoolUpload(_ url: String) { spoolUploadURL = url }
+
+    /// The file was deleted while being written: later writes are accepted and dropped and the
+    /// close succeeds, as POSIX has it, but nothing is saved. Returns the id of the file if it
+    /// was finalized meanwhile (the caller deletes it).
+    func discard() async -> String? {
+        if let finalizing { return (try? await finalizing.value)?.id }
+        if let finished { return finished.id }
+        discarded = true
+        if failure == nil {
+            failure = FilesystemError(ENOENT, "'\(target.displayName)' was deleted while it was being written")
+        }
+        abandon()
+        return nil
+    }
+
+    /// Gives the upload up: the tus upload is terminated in the background (the caller does not
+    /// wait on a network that may be down) and nothing appears in the folder.
+    func abandon() {
         staging?.close()
-        guard let upload else { return }
+        let upload = self.upload
+        let spoolURL = spoolUploadURL
         self.upload = nil
-        do {
-            try await upload.terminate()
-        } catch {
-            logger.debug("Terminating the abandoned upload failed", metadata: ["error": "\(error)"])
+        spoolUploadURL = nil
+        let tus = self.tus
+        let logger = self.logger
+        guard upload != nil || spoolURL != nil else { return }
+        Task.detached {
+            do {
+                if let upload {
+                    try await upload.terminate()
+                } else if let spoolURL {
+                    try await tus.terminate(uploadURL: spoolURL)
+                }
+            } catch {
+                logger.debug("Terminating an abandoned upload failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -298,6 +405,25 @@ actor FileWriter {
         if finished != nil || finalizing != nil {
             throw FilesystemError(EBADF, "'\(target.displayName)' was already closed and finalized; reopen it to write again")
         }
+    }
+
+    /// A write the stream cannot take: the file is given up.
+    private func refuse(_ code: Int32, _ message: String) -> FilesystemError {
+        let refusal = FilesystemError(code, message)
+        logger.error("\(refusal)")
+        failure = refusal
+        abandon()
+        return refusal
+    }
+
+    private func ensureUpload() async throws -> TusUpload {
+        if let upload { return upload }
+        let created = try await tus.createUpload(
+            at: resumable.uploadUrl, length: nil,
+            metadata: ["filename": target.displayName, "contentType": target.mimeType, "token": resumable.uploadToken],
+            capabilities: capabilities)
+        upload = created
+        return created
     }
 
     private func appendZeros(_ count: Int64) async throws {
@@ -316,23 +442,21 @@ actor FileWriter {
         tail.writeBuffer(&bytes)
         while tail.readableBytes >= chunkSize {
             let chunk = tail.readSlice(length: chunkSize)!
+            // A fresh tail, so that the chunk's memory is released once the upload has sent it.
+            var rest = ByteBuffer()
+            rest.writeBuffer(&tail)
+            tail = rest
+            tailStart += Int64(chunkSize)
             do {
-                if upload == nil {
-                    upload = try await tus.createUpload(
-                        at: resumable.uploadUrl, length: nil,
-                        metadata: ["filename": target.displayName, "contentType": target.mimeType, "token": resumable.uploadToken],
-                        capabilities: capabilities)
-                }
-                try await upload!.append(chunk)
+                try await ensureUpload().append(chunk)
             } catch {
                 throw fail(error, "Streaming")
             }
-            tailStart += Int64(chunkSize)
-            tail.discardReadBytes()
         }
     }
 
-    /// Records a failure for good and turns it into the errno the program sees.
+    /// Records a failure for good, gives the upload up, and turns it into the errno the program
+    /// sees.
     private func fail(_ error: any Error, _ what: String) -> FilesystemError {
         if let failure { return failure }
         let failure: FilesystemError
@@ -350,7 +474,7 @@ actor FileWriter {
         }
         logger.error("\(failure)")
         self.failure = failure
+        abandon()
         return failure
     }
 }
-

@@ -45,7 +45,15 @@ struct InodeTable: Sendable {
     mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) {
         guard var node = nodes[inode] else { return }
         inodeByKey[node.item.key] = nil
-        if let other = inodeByKey[item.key], other != inode { nodes[other] = nil }
+        if let other = inodeByKey[item.key], other != inode, let stale = nodes[other] {
+            // A listing met the file under another inode first: that entry goes.
+            if var listing = listings[stale.parent], listing.children[stale.name] == other {
+                listing.children[stale.name] = nil
+                listing.names.removeAll { $0 == stale.name }
+                listings[stale.parent] = listing
+            }
+            detach(other)
+        }
         inodeByKey[item.key] = inode
         node.item = item
         node.fetched = now

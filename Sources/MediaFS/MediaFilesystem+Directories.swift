@@ -144,7 +144,7 @@ extension MediaFilesystem {
     // MARK: Changing directories
 
     /// `mkdir`: creates a folder.
-    public func mkdir(parent: InodeNumber, name: String) async throws -> EntryReply {
+    public func mkdir(parent: InodeNumber, name: String, mode: UInt32 = 0o755, context: RequestContext? = nil) async throws -> EntryReply {
         try checkWritable("mkdir '\(name)'")
         let directory = try directory(parent)
         if try await listing(parent).children[name] != nil { throw FilesystemError.exists(name) }
@@ -155,11 +155,15 @@ extension MediaFilesystem {
             throw FilesystemError.remote(error, "Creating folder '\(name)'")
         }
         let now = clock.now
-        return state.withLock { state in
+        let permissions = mode & 0o7777 & ~(context?.umask ?? 0o022)
+        let node = state.withLock { state in
             let inode = state.table.addChild(parent, name: name, item: RemoteItem(folder: folder), now: now)
+            state.table[inode]?.mode = permissions
             state.table.lookedUp(inode)
-            return entry(state.table[inode]!)
+            return state.table[inode]!
         }
+        if permissions != 0o755 { persistAttributes(of: node) }
+        return entry(node)
     }
 
     /// The live child `name` of `parent`, or ENOENT.
@@ -170,12 +174,14 @@ extension MediaFilesystem {
         return node
     }
 
-    /// Whether a folder has anything in it (asks the service, not the cache).
-    func isEmpty(folderId: String) async throws -> Bool {
+    /// Whether a folder has anything in it: files still being written in it here, or anything
+    /// the service lists.
+    func isEmpty(_ folder: Node) async throws -> Bool {
+        if state.withLock({ !$0.table.pendingChildren(folder.inode).isEmpty }) { return false }
         do {
-            let folders = try await client.folders.list(parentFolderId: folderId, limit: 1)
+            let folders = try await client.folders.list(parentFolderId: folder.item.id, limit: 1)
             guard folders.folders.isEmpty else { return false }
-            let files = try await client.files.list(parentFolderId: folderId, limit: 1)
+            let files = try await client.files.list(parentFolderId: folder.item.id, limit: 1)
             return files.files.isEmpty
         } catch {
             throw FilesystemError.remote(error, "Listing a folder")
@@ -187,7 +193,7 @@ extension MediaFilesystem {
         try checkWritable("rmdir '\(name)'")
         let node = try await child(parent, name)
         guard node.item.kind == .folder else { throw FilesystemError(ENOTDIR, "'\(name)' is not a directory") }
-        guard try await isEmpty(folderId: node.item.id) else { throw FilesystemError(ENOTEMPTY, "'\(name)' is not empty") }
+        guard try await isEmpty(node) else { throw FilesystemError(ENOTEMPTY, "'\(name)' is not empty") }
         do {
             try await client.folders.delete(ids: [node.item.id])
         } catch {
@@ -196,38 +202,42 @@ extension MediaFilesystem {
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
     }
 
-    /// `unlink`: moves a file to the trash.
+    /// `unlink`: moves a file to the trash. A file still being written is given up (and what it
+    /// was replacing goes too).
     public func unlink(parent: InodeNumber, name: String) async throws {
         try checkWritable("unlink '\(name)'")
-        let node = try await child(parent, name)
+        let node = try await settled(try await child(parent, name))
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
-        if node.item.isPending, let writer = pendingWriter(node.inode) {
-            let replaced = await writer.target.replacing
-            await writer.discard()
-            if let replaced {
-                try? await client.files.delete(ids: [replaced])
-                _ = state.withLock { $0.replaced.remove(replaced) }
+        var ids = [node.item.id]
+        if node.item.isPending {
+            ids = []
+            if let writer = pendingWriter(node.inode) {
+                let replaced = await writer.target.replacing
+                if let finalized = await writer.discard() { ids.append(finalized) }
+                ids += replaced
+                state.withLock { state in replaced.forEach { state.replaced.remove($0) } }
             }
-            state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
-            return
         }
-        do {
-            try await client.files.delete(ids: [node.item.id])
-        } catch {
-            throw FilesystemError.remote(error, "Deleting '\(name)'")
+        if !ids.isEmpty {
+            do {
+                try await client.files.delete(ids: ids)
+            } catch {
+                throw FilesystemError.remote(error, "Deleting '\(name)'")
+            }
         }
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
     }
 
     /// `rename`, within and across folders. An existing target is replaced (it goes to the
     /// trash), as POSIX rename does; `RENAME_NOREPLACE` refuses that, `RENAME_EXCHANGE` is not
-    /// supported.
+    /// supported. A file still being written takes its new name and folder when it is finalized,
+    /// and only then does the target it replaces go to the trash.
     public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
         try checkWritable("rename '\(name)'")
         let noReplace: UInt32 = 1
         let exchange: UInt32 = 2
         guard flags & exchange == 0 else { throw FilesystemError(EINVAL, "RENAME_EXCHANGE is not supported") }
-        var source = try await child(parent, name)
+        var source = try await settled(try await child(parent, name))
         let targetDirectory = try directory(newParent)
         if source.item.kind == .folder {
             // A folder cannot move below itself.
@@ -237,7 +247,8 @@ extension MediaFilesystem {
                 cursor = state.withLock { $0.table[current]?.parent }
             }
         }
-        let existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
+        var existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
+        if let found = existing { existing = try await settled(found) }
         if let existing {
             if existing.inode == source.inode { return }
             if existing.item.isPending { throw FilesystemError(EBUSY, "'\(newName)' is being written") }
@@ -246,8 +257,29 @@ extension MediaFilesystem {
             case (.folder, .file): throw FilesystemError(ENOTDIR, "'\(newName)' is not a directory")
             case (.file, .folder): throw FilesystemError(EISDIR, "'\(newName)' is a directory")
             case (.folder, .folder):
-                guard try await isEmpty(folderId: existing.item.id) else { throw FilesystemError(ENOTEMPTY, "'\(newName)' is not empty") }
+                guard try await isEmpty(existing) else { throw FilesystemError(ENOTEMPTY, "'\(newName)' is not empty") }
             case (.file, .file): break
+            }
+        }
+        let newDisplayName = NameMapping.displayName(for: newName)
+        // The node may have been finalized while we waited: work on its current state.
+        source = state.withLock { $0.table[source.inode] } ?? source
+        if source.item.isPending, let writer = pendingWriter(source.inode) {
+            let replacing = existing?.item.kind == .file ? existing?.item.id : nil
+            if let file = try await writer.retarget(displayName: newDisplayName, parentFolderId: targetDirectory.item.id, replacing: replacing) {
+                source.item = RemoteItem(file: file)
+            } else {
+                let now = clock.now
+                state.withLock { state in
+                    if let existing {
+                        state.replaced.insert(existing.item.id)
+                        state.table.removeChild(newParent, name: newName, detach: true)
+                    }
+                    guard let pending = state.table[source.inode]?.item else { return }
+                    state.table.removeChild(parent, name: name, detach: false)
+                    _ = state.table.addChild(newParent, name: newName, item: pending, now: now)
+                }
+                return
             }
         }
         // Replace: the old target goes to the trash first, so that the folder never holds two
@@ -260,22 +292,6 @@ extension MediaFilesystem {
                 }
             } catch {
                 throw FilesystemError.remote(error, "Replacing '\(newName)'")
-            }
-        }
-        let newDisplayName = NameMapping.displayName(for: newName)
-        if source.item.isPending, let writer = pendingWriter(source.inode) {
-            // Not uploaded yet: the file will be finalized under its new name and folder.
-            if let file = try await writer.retarget(displayName: newDisplayName, parentFolderId: targetDirectory.item.id) {
-                source.item = RemoteItem(file: file)
-            } else {
-                let now = clock.now
-                state.withLock { state in
-                    if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
-                    state.table.removeChild(parent, name: name, detach: false)
-                    let pending = state.table[source.inode]!.item
-                    _ = state.table.addChild(newParent, name: newName, item: pending, now: now)
-                }
-                return
             }
         }
         let displayName = newDisplayName == source.item.displayName ? nil : newDisplayName

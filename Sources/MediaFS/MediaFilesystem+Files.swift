@@ -12,7 +12,7 @@ extension MediaFilesystem {
     /// `open`. Reading streams the file with Range requests. Writing with O_TRUNC replaces the
     /// file with a new upload; writing an existing file in place needs spool mode.
     public func open(_ inode: InodeNumber, flags: Int32, context: RequestContext? = nil) async throws -> UInt64 {
-        let node = try node(inode)
+        let node = try await settled(try node(inode))
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(node.name)' is a directory") }
         if flags & O_ACCMODE != O_RDONLY {
             return try await openForWriting(node, flags: flags, context: context)
@@ -28,7 +28,16 @@ extension MediaFilesystem {
                 return handle
             }
         }
-        let item = node.item
+        let reader = makeReader(node.item)
+        return state.withLock { state in
+            let handle = state.newHandle()
+            state.readers[handle] = reader
+            return handle
+        }
+    }
+
+    /// A reader of a file's content (through a signed download URL for a private file).
+    func makeReader(_ item: RemoteItem) -> FileReader {
         let client = self.client
         let urlProvider: FileReader.URLProvider
         if item.isPrivate {
@@ -45,22 +54,17 @@ extension MediaFilesystem {
         } else {
             urlProvider = { item.url }
         }
-        let reader = FileReader(
+        return FileReader(
             http: http, size: item.size, name: item.displayName,
             initialWindow: configuration.readAheadInitial, maximumWindow: configuration.readAheadMaximum,
             timeout: configuration.readTimeout, logger: logger, url: urlProvider)
-        return state.withLock { state in
-            let handle = state.newHandle()
-            state.readers[handle] = reader
-            return handle
-        }
     }
 
     /// `read`: up to `size` bytes at `offset`.
     public func read(handle: UInt64, offset: Int64, size: Int) async throws -> ByteBuffer {
         let (reader, writer) = state.withLock { ($0.readers[handle], $0.writers[handle]?.writer) }
-        if let reader { return try await reader.read(offset: offset, count: size) }
         if let writer { return try await writer.read(at: offset, count: size) }
+        if let reader { return try await reader.read(offset: offset, count: size) }
         throw FilesystemError(EBADF, "file handle \(handle) is not open")
     }
 
@@ -71,7 +75,10 @@ extension MediaFilesystem {
         await reader?.close()
         // The handle stays registered while it is finalized, so that a rename arriving
         // meanwhile (rsync renames right after close) finds the writer and waits for it.
-        guard let writer = state.withLock({ $0.writers[handle] }) else { return }
+        guard let writer = state.withLock({ state -> WriteHandle? in
+            state.writers[handle]?.closing = true
+            return state.writers[handle]
+        }) else { return }
         if !writer.readOnly { await finishWriting(writer) }
         _ = state.withLock { $0.writers.removeValue(forKey: handle) }
     }
@@ -83,7 +90,13 @@ extension MediaFilesystem {
         let node = try node(inode)
         if let size = changes.size {
             guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(node.name)' is a directory") }
-            if let writer = state.withLock({ state in handle.flatMap { state.writers[$0] } ?? state.writers.values.first { $0.inode == inode && !$0.readOnly } })?.writer {
+            let writeHandle = state.withLock { state in
+                handle.flatMap { state.writers[$0] }.flatMap { $0.readOnly ? nil : $0 }
+            }
+            if let handle, writeHandle != nil {
+                try await writer(for: handle).truncate(to: size)
+                state.withLock { $0.table[inode]?.item.size = size }
+            } else if let writer = pendingWriter(inode) {
                 try await writer.truncate(to: size)
                 state.withLock { $0.table[inode]?.item.size = size }
             } else if size != node.item.size {

@@ -11,12 +11,17 @@ import Glibc
 
 /// An open handle on a file being written.
 struct WriteHandle: Sendable {
-    let writer: FileWriter
+    /// `nil` until the first change of a file opened for writing without O_TRUNC.
+    var writer: FileWriter?
     let inode: InodeNumber
     /// The process (thread-group id) that opened it: its close finalizes the upload.
     let opener: Int32?
     /// A read handle on a file being written (spool mode).
     var readOnly = false
+    /// Released: the upload is being finalized; a rename or open of the file waits for it.
+    var closing = false
+    /// The file as it was, when opened without O_TRUNC (it stays as it is unless changed).
+    var existing: RemoteItem?
 }
 
 extension MediaFilesystem {
@@ -25,11 +30,12 @@ extension MediaFilesystem {
     /// `create`: a new file, visible at once (with its size so far) but in the Media Manager
     /// only once finalized. Its resumable upload URL is obtained now, so that a refusal shows at
     /// open rather than at close.
-    public func create(parent: InodeNumber, name: String, flags: Int32, context: RequestContext?) async throws -> (EntryReply, UInt64) {
+    public func create(parent: InodeNumber, name: String, mode: UInt32 = 0o644, flags: Int32, context: RequestContext?) async throws -> (EntryReply, UInt64) {
         try checkWritable("creating '\(name)'")
         try checkWriterBudget(name)
         let directory = try directory(parent)
-        let existing = try await listing(parent).children[name].flatMap { inode in state.withLock { $0.table[inode] } }
+        var existing = try await listing(parent).children[name].flatMap { inode in state.withLock { $0.table[inode] } }
+        if let found = existing { existing = try await settled(found) }
         if let existing {
             if flags & O_EXCL != 0 { throw FilesystemError.exists(name) }
             if existing.item.kind == .folder { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
@@ -37,10 +43,11 @@ extension MediaFilesystem {
         }
         let writer = try await startWriter(
             displayName: NameMapping.displayName(for: name), parentFolderId: directory.item.id,
-            replacing: existing?.item.id, mode: configuration.writeMode)
+            replacing: existing.map { [$0.item.id] } ?? [], mode: configuration.writeMode)
         let item = RemoteItem.pending(displayName: NameMapping.displayName(for: name), now: Date())
         let now = clock.now
         let opener = Self.threadGroup(of: context?.pid)
+        let permissions = mode & 0o7777 & ~(context?.umask ?? 0o022)
         return state.withLock { state in
             let inode: InodeNumber
             if let existing {
@@ -51,6 +58,7 @@ extension MediaFilesystem {
             } else {
                 inode = state.table.addChild(parent, name: name, item: item, now: now)
             }
+            state.table[inode]?.mode = permissions
             state.table.lookedUp(inode)
             let handle = state.newHandle()
             state.writers[handle] = WriteHandle(writer: writer, inode: inode, opener: opener)
@@ -58,40 +66,74 @@ extension MediaFilesystem {
         }
     }
 
-    /// `open` for writing an existing file: O_TRUNC replaces it with a new upload (the old file
-    /// goes to the trash when the new one is finalized). Without O_TRUNC the file must be
-    /// rewritten in place, which only spool mode can do.
+    /// `open` for writing an existing file. O_TRUNC replaces it with a new upload (the old file
+    /// goes to the trash when the new one is finalized). Without O_TRUNC nothing changes until
+    /// the first write or truncate (so `touch` works in either mode); changing a file in place
+    /// then needs spool mode.
     func openForWriting(_ node: Node, flags: Int32, context: RequestContext?) async throws -> UInt64 {
         try checkWritable("opening '\(node.name)' for writing")
+        let node = try await settled(node)
         if node.item.isPending { throw FilesystemError(EBUSY, "'\(node.name)' is already being written") }
-        let truncating = flags & O_TRUNC != 0
-        guard truncating || configuration.writeMode == .spool else {
-            throw FilesystemError(
-                EPERM,
-                "Opening '\(node.name)' to change it in place (without O_TRUNC) needs --write-mode spool; "
-                    + "in stream mode a file can only be written whole")
-        }
         try checkWriterBudget(node.name)
+        let opener = Self.threadGroup(of: context?.pid)
+        guard flags & O_TRUNC != 0 else {
+            let reader = makeReader(node.item)
+            return state.withLock { state in
+                let handle = state.newHandle()
+                state.writers[handle] = WriteHandle(writer: nil, inode: node.inode, opener: opener, existing: node.item)
+                state.readers[handle] = reader
+                return handle
+            }
+        }
         guard let parent = state.withLock({ $0.table[node.parent] }) else { throw FilesystemError.notFound("'\(node.name)'") }
         let writer = try await startWriter(
-            displayName: node.item.displayName, parentFolderId: parent.item.id, replacing: node.item.id,
-            mode: truncating ? configuration.writeMode : .spool)
-        if !truncating {
-            try await writer.prefill(from: try await contentURL(of: node.item), size: node.item.size, http: http)
-        }
+            displayName: node.item.displayName, parentFolderId: parent.item.id, replacing: [node.item.id], mode: configuration.writeMode)
         let pending = RemoteItem.pending(displayName: node.item.displayName, now: Date())
         let now = clock.now
-        let opener = Self.threadGroup(of: context?.pid)
-        let size = node.item.size
         return state.withLock { state in
             state.replaced.insert(node.item.id)
             state.table.rekey(node.inode, to: pending, now: now)
-            if !truncating { state.table[node.inode]?.item.size = size }
             state.table.bumpGeneration(node.parent)
             let handle = state.newHandle()
             state.writers[handle] = WriteHandle(writer: writer, inode: node.inode, opener: opener)
             return handle
         }
+    }
+
+    /// The writer of a handle, made at its first change when the file was opened without
+    /// O_TRUNC: in spool mode the file is staged with its current content; stream mode cannot
+    /// change a file in place.
+    func writer(for handle: UInt64) async throws -> FileWriter {
+        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly else {
+            throw FilesystemError(EBADF, "file handle \(handle) is not open for writing")
+        }
+        if let writer = writeHandle.writer { return writer }
+        guard let original = writeHandle.existing else { throw FilesystemError(EBADF, "file handle \(handle) has no file") }
+        guard configuration.writeMode == .spool else {
+            let error = FilesystemError(
+                EPERM,
+                "Changing '\(original.displayName)' in place (opened without O_TRUNC) needs --write-mode spool; "
+                    + "in stream mode a file can only be written whole")
+            throw error
+        }
+        guard let node = state.withLock({ $0.table[writeHandle.inode] }), let parent = state.withLock({ $0.table[node.parent] }) else {
+            throw FilesystemError.notFound("'\(original.displayName)'")
+        }
+        let writer = try await startWriter(
+            displayName: original.displayName, parentFolderId: parent.item.id, replacing: [original.id], mode: .spool)
+        try await writer.prefill(from: try await contentURL(of: original), size: original.size, http: http)
+        let pending = RemoteItem.pending(displayName: original.displayName, now: Date())
+        let now = clock.now
+        let size = original.size
+        state.withLock { state in
+            state.replaced.insert(original.id)
+            state.table.rekey(writeHandle.inode, to: pending, now: now)
+            state.table[writeHandle.inode]?.item.size = size
+            state.table.bumpGeneration(node.parent)
+            state.writers[handle]?.writer = writer
+            state.writers[handle]?.existing = nil
+        }
+        return writer
     }
 
     private func checkWriterBudget(_ name: String) throws(FilesystemError) {
@@ -107,7 +149,7 @@ extension MediaFilesystem {
     }
 
     /// Obtains the resumable upload URL and token and sets up the writer.
-    private func startWriter(displayName: String, parentFolderId: String, replacing: String?, mode: WriteMode) async throws -> FileWriter {
+    private func startWriter(displayName: String, parentFolderId: String, replacing: [String], mode: WriteMode) async throws -> FileWriter {
         let mimeType = MIMETypes.guess(fileName: displayName)
         let resumable: GenerateResumableUploadUrlResponse
         do {
@@ -126,7 +168,19 @@ extension MediaFilesystem {
         return try FileWriter(
             client: client, tus: tus, capabilities: capabilities, resumable: resumable,
             target: .init(displayName: displayName, mimeType: mimeType, parentFolderId: parentFolderId, replacing: replacing),
-            mode: writeMode, stagingDirectory: configuration.cacheDirectory, chunkSize: configuration.chunkSize, logger: logger)
+            mode: writeMode, stagingDirectory: configuration.cacheDirectory, chunkSize: configuration.chunkSize, logger: logger,
+            onUploaded: { [weak self] writer, file in self?.adopt(file, from: writer) })
+    }
+
+    /// The Media Manager has a written file: its inode takes the file's id at once, so that a
+    /// listing fetched from now on finds the file under its inode (and no duplicate name).
+    private func adopt(_ file: MediaManager.FileDescriptor, from writer: FileWriter) {
+        let now = clock.now
+        state.withLock { state in
+            guard let inode = state.writers.values.first(where: { $0.writer === writer })?.inode else { return }
+            state.table.rekey(inode, to: RemoteItem(file: file), now: now)
+            if let parent = state.table[inode]?.parent { state.table.bumpGeneration(parent) }
+        }
     }
 
     /// The upload server's tus features, asked once per mount.
@@ -155,12 +209,12 @@ extension MediaFilesystem {
     /// `write`: returns the bytes taken (all of them). Waits while the network is slower than
     /// the writer.
     public func write(handle: UInt64, offset: Int64, data: ByteBuffer) async throws -> Int {
-        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly else {
-            throw FilesystemError(EBADF, "file handle \(handle) is not open for writing")
+        let writer = try await writer(for: handle)
+        let written = try await writer.write(data, at: offset)
+        let size = await writer.size
+        if let inode = state.withLock({ $0.writers[handle]?.inode }) {
+            state.withLock { $0.table[inode]?.item.size = size }
         }
-        let written = try await writeHandle.writer.write(data, at: offset)
-        let size = await writeHandle.writer.size
-        state.withLock { $0.table[writeHandle.inode]?.item.size = size }
         return written
     }
 
@@ -168,43 +222,46 @@ extension MediaFilesystem {
     /// once the Media Manager has the file; its error is what close(2) returns. Flushes from
     /// other processes (a dup'd descriptor), or before any byte was written, change nothing.
     public func flush(handle: UInt64, context: RequestContext?) async throws {
-        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly else { return }
-        guard await writeHandle.writer.wroteBytes else { return }
+        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly, let writer = writeHandle.writer else { return }
+        guard await writer.wroteBytes, await !writer.discarded else { return }
         if let opener = writeHandle.opener, let caller = Self.threadGroup(of: context?.pid), caller != opener { return }
-        try await finalize(writeHandle)
+        try await finalize(writeHandle, writer)
     }
 
     /// `fsync`: everything written so far is pushed and acknowledged by the server.
     public func fsync(handle: UInt64) async throws {
-        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly else { return }
-        try await writeHandle.writer.sync()
+        guard let writer = state.withLock({ $0.writers[handle] })?.writer else { return }
+        try await writer.sync()
     }
 
-    /// At release: finalize what no flush finalized (an empty file, say); clean up a failure.
+    /// At release: finalize what no flush finalized (an empty file, say).
     func finishWriting(_ handle: WriteHandle) async {
-        if await handle.writer.isFinished { return }
+        guard let writer = handle.writer else { return }
+        if await writer.isFinished { return }
+        if await writer.discarded { return }
         do {
-            try await finalize(handle)
+            try await finalize(handle, writer)
         } catch {
             logger.error("A file was not saved: \(error)")
         }
     }
 
     /// Finalizes a writer and puts the new file under the writer's inode.
-    private func finalize(_ handle: WriteHandle) async throws {
+    private func finalize(_ handle: WriteHandle, _ writer: FileWriter) async throws {
         let file: MediaManager.FileDescriptor
         do {
-            file = try await handle.writer.finalize()
+            file = try await writer.finalize()
         } catch {
-            await forgetFailedWrite(handle)
+            await forgetFailedWrite(handle, writer)
             throw error
         }
         let now = clock.now
-        let replacing = await handle.writer.target.replacing
+        let replacing = await writer.target.replacing
         let node = state.withLock { state -> Node? in
-            guard state.table[handle.inode]?.item.isPending == true else { return state.table[handle.inode] }
-            state.table.rekey(handle.inode, to: RemoteItem(file: file), now: now)
-            if let replacing { state.replaced.remove(replacing) }
+            if state.table[handle.inode]?.item.id != file.id {
+                state.table.rekey(handle.inode, to: RemoteItem(file: file), now: now)
+            }
+            replacing.forEach { state.replaced.remove($0) }
             return state.table[handle.inode]
         }
         if let node { persistAttributes(of: node) }
@@ -212,34 +269,51 @@ extension MediaFilesystem {
 
     /// A write that failed leaves nothing behind: its entry goes, and a file it was to replace
     /// shows again.
-    private func forgetFailedWrite(_ handle: WriteHandle) async {
-        let replacing = await handle.writer.target.replacing
+    private func forgetFailedWrite(_ handle: WriteHandle, _ writer: FileWriter) async {
+        let replacing = await writer.target.replacing
         let now = clock.now
         state.withLock { state in
-            if let replacing { state.replaced.remove(replacing) }
+            replacing.forEach { state.replaced.remove($0) }
             guard let node = state.table[handle.inode], node.item.isPending else { return }
             state.table.removeChild(node.parent, name: node.name, detach: true)
             state.table.invalidate(node.parent, now: now)
         }
     }
 
+    /// A pending file whose writer was closed (its finalize runs in release): waits for the
+    /// finalize, so that what follows (rename, open, unlink) sees the finished file.
+    func settled(_ node: Node) async throws -> Node {
+        guard node.item.isPending else { return node }
+        let handle = state.withLock { $0.writers.values.first { $0.inode == node.inode && !$0.readOnly && $0.writer != nil } }
+        guard let handle, handle.closing, let writer = handle.writer else { return node }
+        _ = try? await writer.finalize()
+        return state.withLock { $0.table[node.inode] } ?? node
+    }
+
     /// The writer of a file being written, if any.
     func pendingWriter(_ inode: InodeNumber) -> FileWriter? {
-        state.withLock { $0.writers.values.first { $0.inode == inode && !$0.readOnly }?.writer }
+        state.withLock { $0.writers.values.first { $0.inode == inode && !$0.readOnly && $0.writer != nil }?.writer }
     }
 
     /// Truncating a finished file (not open): only spool mode can rewrite it.
     func truncateFinished(_ node: Node, to size: Int64) async throws {
         try checkWritable("truncating '\(node.name)'")
-        guard configuration.writeMode == .spool else {
-            throw FilesystemError(
-                EPERM,
-                "Truncating '\(node.name)' in place needs --write-mode spool; in stream mode a file can only be replaced whole")
-        }
         let handle = try await openForWriting(node, flags: O_WRONLY, context: nil)
-        guard let writeHandle = state.withLock({ $0.writers.removeValue(forKey: handle) }) else { return }
-        try await writeHandle.writer.truncate(to: size)
-        try await finalize(writeHandle)
+        do {
+            let writer = try await writer(for: handle)
+            try await writer.truncate(to: size)
+            if let writeHandle = state.withLock({ $0.writers[handle] }) { try await finalize(writeHandle, writer) }
+        } catch {
+            if let writeHandle = state.withLock({ $0.writers[handle] }), let writer = writeHandle.writer {
+                await writer.abandon()
+                await forgetFailedWrite(writeHandle, writer)
+            }
+            _ = state.withLock { $0.writers.removeValue(forKey: handle) }
+            _ = state.withLock { $0.readers.removeValue(forKey: handle) }
+            throw error
+        }
+        _ = state.withLock { $0.writers.removeValue(forKey: handle) }
+        _ = state.withLock { $0.readers.removeValue(forKey: handle) }
     }
 
     /// The thread-group id (process) of a thread id, from /proc.

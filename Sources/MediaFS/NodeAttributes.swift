@@ -76,9 +76,12 @@ public struct RequestContext: Sendable {
     public var uid: UInt32
     public var gid: UInt32
     public var pid: Int32
-    public init(uid: UInt32, gid: UInt32, pid: Int32) {
+    /// The caller's umask, applied to the mode of what it creates.
+    public var umask: UInt32
+    public init(uid: UInt32, gid: UInt32, pid: Int32, umask: UInt32 = 0o022) {
         self.uid = uid
         self.gid = gid
         self.pid = pid
+        self.umask = umask
     }
 }

@@ -104,6 +104,13 @@ public actor TusUpload {
             return
         }
         while bytes.readableBytes > 0 {
+            if filling.readableBytes == 0 && bytes.readableBytes >= chunkSize {
+                // A whole chunk: take it as it is rather than copying it, so that memory stays
+                // at the chunk filling and the chunk in flight.
+                filling = bytes.readSlice(length: chunkSize)!
+                try await dispatchFilling(declaringLength: nil)
+                continue
+            }
             if filling.capacity < chunkSize {
                 filling.reserveCapacity(chunkSize)
             }

@@ -119,6 +119,47 @@ struct WriteTests {
         }
     }
 
+    @Test("shell patterns: touch, empty files renamed at once, >>, umask, rm while writing, rmdir of a folder being written")
+    func shellPatterns() async throws {
+        try await MountFixture.with(configure: { $0.chunkSize = 1 << 20 }) { mount in
+            try await mount.sh("printf data > kept.txt && touch kept.txt && touch -d '2020-02-02' kept.txt")
+            #expect(try await mount.sh("cat kept.txt").output == "data")
+            #expect(try await mount.sh("stat -c %Y kept.txt").output.hasPrefix("1580601600"))
+            try await mount.sh("touch empty && mv empty moved && : > blank && cat blank && printf x > blank2 && mv blank2 blank")
+            #expect(try await mount.sh("ls").lines == ["blank", "kept.txt", "moved"])
+            #expect(try await mount.sh("cat blank").output == "x")
+            #expect(try await mount.remoteFiles().keys.sorted() == ["blank", "kept.txt", "moved"])
+            // Appending to an existing file changes it in place: stream mode refuses, and says so.
+            let append = try await mount.sh("printf more >> kept.txt", expect: nil)
+            #expect(append.status != 0, "\(append.output)")
+            #expect(try await mount.sh("cat kept.txt").output == "data")
+            try await mount.sh("umask 077 && printf s > secret.txt && mkdir private")
+            #expect(try await mount.sh("stat -c %a secret.txt private").lines == ["600", "700"])
+            // A file removed while being written is not saved; the writer does not fail.
+            let script = """
+                import os
+                f = open('gone.bin', 'wb')
+                f.write(os.urandom(3 << 20))
+                os.unlink('gone.bin')
+                f.write(os.urandom(1 << 20))
+                f.close()
+                """
+            try await mount.sh("python3 -c \"\(script)\"")
+            #expect(try await mount.remoteFiles()["gone.bin"] == nil)
+            // A folder holding a file being written is not empty.
+            let hold = """
+                import os, time
+                os.mkdir('busy')
+                f = open('busy/in.bin', 'wb'); f.write(b'x'); f.flush()
+                r = os.system('rmdir busy 2>/dev/null')
+                f.close()
+                print('rmdir', r)
+                """
+            #expect(try await mount.sh("python3 -c \"\(hold)\"").output.contains("rmdir 256"))
+            #expect(try await mount.remoteFiles("busy")["in.bin"] != nil)
+        }
+    }
+
     @Test("stream mode refuses rewriting bytes already sent; spool mode makes the right file")
     func rewriteHeader() async throws {
         let script = """
