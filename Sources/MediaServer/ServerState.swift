@@ -41,6 +41,18 @@ final class ServerState: Sendable {
         return String(hex.prefix(6)).padding(toLength: 6, withPad: "0", startingAt: 0)
     }
 
+    /// The claims of an upload token, or the API error that refuses it (403 tampered, 401
+    /// expired).
+    func verifyUploadToken(_ token: String) throws(APIError) -> UploadClaims {
+        do {
+            let claims = try signer.verify(token, as: UploadClaims.self)
+            try claims.checkExpiry()
+            return claims
+        } catch {
+            throw APIError.token(error)
+        }
+    }
+
     /// The public descriptor of a file row.
     func descriptor(_ record: FileRecord) -> FileDescriptor {
         let url = baseURL + "/media/" + record.id

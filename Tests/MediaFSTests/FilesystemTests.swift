@@ -3,6 +3,7 @@ import Foundation
 import MediaFS
 import MediaManager
 import NIOCore
+import MediaServerTesting
 import Testing
 
 #if canImport(Glibc)

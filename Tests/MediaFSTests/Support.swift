@@ -67,10 +67,3 @@ struct FilesystemFixture {
         return data
     }
 }
-
-extension Data {
-    static func random(_ count: Int) -> Data {
-        var generator = SystemRandomNumberGenerator()
-        return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
-    }
-}

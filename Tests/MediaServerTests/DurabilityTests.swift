@@ -68,7 +68,7 @@ struct DurabilityTests {
             #expect(file["hash"] as? String == expected)
             let content = try await TestHTTP.send(.GET, try #require(file["url"] as? String))
             #expect(Insecure.MD5.hash(data: content.body).map { String(format: "%02x", $0) }.joined() == expected)
-            kill(server.processIdentifier, SIGTERM)
+            kill(server.processIdentifier, SIGKILL)
             await Programs.wait(server)
         }
     }

@@ -108,22 +108,3 @@ enum TusTest {
             .PUT, uploadUrl + "/" + token + query, headers: [("Content-Type", "application/json")], body: Data("{}".utf8))
     }
 }
-
-extension Data {
-    static func random(_ count: Int) -> Data {
-        var generator = SystemRandomNumberGenerator()
-        var data = Data(count: count)
-        data.withUnsafeMutableBytes { buffer in
-            var index = 0
-            while index + 8 <= count {
-                buffer.storeBytes(of: generator.next(), toByteOffset: index, as: UInt64.self)
-                index += 8
-            }
-            while index < count {
-                buffer[index] = UInt8.random(in: 0...255, using: &generator)
-                index += 1
-            }
-        }
-        return data
-    }
-}

@@ -99,17 +99,3 @@ struct CommandTests {
         try await proxy.stop()
     }
 }
-
-extension Data {
-    static func random(_ count: Int) -> Data {
-        var generator = SystemRandomNumberGenerator()
-        var data = Data(count: count)
-        data.withUnsafeMutableBytes { buffer in
-            for index in stride(from: 0, to: count - count % 8, by: 8) {
-                buffer.storeBytes(of: generator.next(), toByteOffset: index, as: UInt64.self)
-            }
-            for index in (count - count % 8)..<count { buffer[index] = UInt8.random(in: 0...255, using: &generator) }
-        }
-        return data
-    }
-}

@@ -206,11 +206,9 @@ struct TusController: Sendable {
 
     func verify(_ token: String) throws -> UploadClaims {
         do {
-            let claims = try state.signer.verify(token, as: UploadClaims.self)
-            try claims.checkExpiry()
-            return claims
+            return try state.verifyUploadToken(token)
         } catch {
-            throw APIError.token(error).with(headers: [Tus.resumable: Tus.version])
+            throw error.with(headers: [Tus.resumable: Tus.version])
         }
     }
 

@@ -17,16 +17,6 @@ struct UploadController: Sendable {
         }
     }
 
-    func verify(_ token: String) throws -> UploadClaims {
-        do {
-            let claims = try state.signer.verify(token, as: UploadClaims.self)
-            try claims.checkExpiry()
-            return claims
-        } catch {
-            throw APIError.token(error)
-        }
-    }
-
     /// The display name: the `filename` query, else the name given at generation.
     func fileName(_ request: Request, fallbacks: String?...) throws -> String {
         let query = request.uri.queryParameters.get("filename")
@@ -45,7 +35,7 @@ struct UploadController: Sendable {
     }
 
     func simpleUpload(_ request: Request, token: String) async throws -> JSONResponse<FileResponse> {
-        let claims = try verify(token)
+        let claims = try state.verifyUploadToken(token)
         guard !claims.isResumable else {
             throw APIError(.forbidden, code: "PERMISSION_DENIED", message: "This is a resumable upload token; upload with tus to the resumable URL")
         }
@@ -77,7 +67,7 @@ struct UploadController: Sendable {
     }
 
     func finalize(_ request: Request, token: String) async throws -> JSONResponse<FileResponse> {
-        let claims = try verify(token)
+        let claims = try state.verifyUploadToken(token)
         guard let upload = try await state.store.upload(tokenId: claims.jti) else {
             throw APIError(.notFound, code: "NOT_FOUND", message: "No tus upload was started with this token; create one at the uploadUrl first")
         }
