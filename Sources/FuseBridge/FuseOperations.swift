@@ -202,6 +202,12 @@ enum FuseOperations {
         }
         ops.getxattr = { request, inode, name, size in
             let name = String(cString: name!)
+            guard name.hasPrefix("user.") else {
+                // Only user.* attributes exist here. "Not supported" (rather than "no data") lets
+                // ls -l stop asking for security.selinux and ACLs file after file.
+                FuseHost.now(request, "getxattr") { _, reply in reply.error(EOPNOTSUPP) }
+                return
+            }
             FuseHost.run(request, "getxattr") { fs, reply in
                 let value = try await fs.getxattr(inode, name: name)
                 if size == 0 {

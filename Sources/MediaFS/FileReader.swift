@@ -12,8 +12,8 @@ import Glibc
 ///
 /// Sequential reads are served from a read-ahead window that starts at
 /// `readAheadInitial` bytes and doubles with each part read in order, up to
-/// `readAheadMaximum`; the next part is fetched while the current one is read, so at most two
-/// parts (2 × the maximum window) are held per open file. A read elsewhere (a seek) drops the
+/// `readAheadMaximum`; the next parts are fetched (two at a time, on parallel connections) while
+/// the current one is read, so at most three windows (3 × the maximum) are held per open file. A read elsewhere (a seek) drops the
 /// window and fetches exactly the range asked for; reads that then continue in order grow a new
 /// window from there.
 actor FileReader {
@@ -36,14 +36,20 @@ actor FileReader {
     private let logger: Logger
     private let name: String
 
-    /// The part being read (fetched) and the one fetched ahead of it.
+    /// The part being read, and the parts being fetched ahead of it (in order, on parallel
+    /// connections, so that one connection's speed is not the limit).
     private var current: (start: Int64, bytes: ByteBuffer)?
-    private var ahead: Part?
+    private var ahead: [Part] = []
+    private let depth: Int
     private var window: Int
     /// Where the previous read ended, to tell sequential reads from seeks.
     private var lastEnd: Int64?
 
-    init(http: HTTPClient, size: Int64, name: String, initialWindow: Int, maximumWindow: Int, timeout: Duration, logger: Logger, url: @escaping URLProvider) {
+    init(
+        http: HTTPClient, size: Int64, name: String, initialWindow: Int, maximumWindow: Int, depth: Int = 2, timeout: Duration,
+        logger: Logger, url: @escaping URLProvider
+    ) {
+        self.depth = max(1, depth)
         self.http = http
         self.size = size
         self.name = name
@@ -61,6 +67,11 @@ actor FileReader {
         let wanted = Int(min(Int64(count), size - offset))
         let sequential = offset == lastEnd || offset == 0
         defer { lastEnd = offset + Int64(wanted) }
+        // The common case: the whole read lies in the window at hand; hand out a slice of it
+        // (no copy).
+        if let current, offset >= current.start, offset + Int64(wanted) <= current.start + Int64(current.bytes.readableBytes) {
+            return current.bytes.getSlice(at: current.bytes.readerIndex + Int(offset - current.start), length: wanted)!
+        }
 
         var result = ByteBuffer()
         result.reserveCapacity(wanted)
@@ -74,12 +85,11 @@ actor FileReader {
                 position += Int64(take)
                 continue
             }
-            if let ahead, ahead.start == position {
-                self.ahead = nil
-                let bytes = try await ahead.task.value
-                current = (ahead.start, bytes)
-                window = min(window * 2, maximumWindow)
-                prefetch(from: ahead.end)
+            if let next = ahead.first, next.start == position {
+                ahead.removeFirst()
+                let bytes = try await next.task.value
+                current = (next.start, bytes)
+                prefetch()
                 continue
             }
             guard sequential || position != offset else {
@@ -92,7 +102,7 @@ actor FileReader {
             let length = Int(min(Int64(window), size - position))
             let bytes = try await fetch(start: position, length: length)
             current = (position, bytes)
-            prefetch(from: position + Int64(length))
+            prefetch()
         }
         return result
     }
@@ -103,17 +113,25 @@ actor FileReader {
     }
 
     private func dropWindow() {
-        ahead?.task.cancel()
-        ahead = nil
+        for part in ahead { part.task.cancel() }
+        ahead = []
         current = nil
         window = initialWindow
     }
 
-    private func prefetch(from start: Int64) {
-        guard start < size, ahead == nil else { return }
-        let length = Int(min(Int64(window), size - start))
-        let task = Task { try await self.fetch(start: start, length: length) }
-        ahead = Part(start: start, length: length, task: task)
+    /// Keeps `depth` parts in flight after the current one, each twice as large as the one
+    /// before, up to the maximum window.
+    private func prefetch() {
+        guard let current else { return }
+        var start = ahead.last?.end ?? current.start + Int64(current.bytes.readableBytes)
+        while ahead.count < depth, start < size {
+            window = min(window * 2, maximumWindow)
+            let length = Int(min(Int64(window), size - start))
+            let partStart = start
+            let task = Task { try await self.fetch(start: partStart, length: length) }
+            ahead.append(Part(start: start, length: length, task: task))
+            start += Int64(length)
+        }
     }
 
     /// GET `bytes=start-(start+length-1)`, checked to be exactly that range.

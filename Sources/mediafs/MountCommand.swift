@@ -73,6 +73,7 @@ struct MountCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryTuning.apply()
         let logger = try logging.bootstrap(label: "mediafs")
         let mountpoint = URL(fileURLWithPath: self.mountpoint).standardizedFileURL.path
         let connection = try await self.connection.connect(logger: logger)

@@ -56,6 +56,7 @@ struct UploadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryTuning.apply()
         let logger = try logging.bootstrap(label: "mediafs")
         let connection = try await self.connection.connect(logger: logger)
         let tus = TusClient(
