@@ -439,6 +439,10 @@ actor FileWriter {
     /// Adds bytes at the end of the tail and hands full chunks to the upload (waiting while the
     /// previous chunk is still in flight: backpressure).
     private func append(_ bytes: inout ByteBuffer) async throws {
+        // Room for a whole chunk at once: growing by doubling would hold the old and the new
+        // storage together at every step. (Large buffers are mapped, so unused room costs no
+        // resident memory.)
+        if tail.capacity < chunkSize { tail.reserveCapacity(chunkSize) }
         tail.writeBuffer(&bytes)
         while tail.readableBytes >= chunkSize {
             let chunk = tail.readSlice(length: chunkSize)!
