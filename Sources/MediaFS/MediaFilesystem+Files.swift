@@ -38,19 +38,10 @@ extension MediaFilesystem {
 
     /// A reader of a file's content (through a signed download URL for a private file).
     func makeReader(_ item: RemoteItem) -> FileReader {
-        let client = self.client
         let urlProvider: FileReader.URLProvider
         if item.isPrivate {
             let cached = DownloadURLCache()
-            urlProvider = {
-                try await cached.url {
-                    do {
-                        return try await client.files.generateDownloadUrl(id: item.id).downloadUrls.first?.url ?? ""
-                    } catch {
-                        throw FilesystemError.remote(error, "Getting a download URL for '\(item.displayName)'")
-                    }
-                }
-            }
+            urlProvider = { try await cached.url { try await self.contentURL(of: item) } }
         } else {
             urlProvider = { item.url }
         }

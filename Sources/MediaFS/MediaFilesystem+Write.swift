@@ -212,8 +212,8 @@ extension MediaFilesystem {
         let writer = try await writer(for: handle)
         let written = try await writer.write(data, at: offset)
         let size = await writer.size
-        if let inode = state.withLock({ $0.writers[handle]?.inode }) {
-            state.withLock { $0.table[inode]?.item.size = size }
+        state.withLock { state in
+            if let inode = state.writers[handle]?.inode { state.table[inode]?.item.size = size }
         }
         return written
     }
@@ -299,6 +299,12 @@ extension MediaFilesystem {
     func truncateFinished(_ node: Node, to size: Int64) async throws {
         try checkWritable("truncating '\(node.name)'")
         let handle = try await openForWriting(node, flags: O_WRONLY, context: nil)
+        defer {
+            state.withLock { state in
+                state.writers[handle] = nil
+                state.readers[handle] = nil
+            }
+        }
         do {
             let writer = try await writer(for: handle)
             try await writer.truncate(to: size)
@@ -308,12 +314,8 @@ extension MediaFilesystem {
                 await writer.abandon()
                 await forgetFailedWrite(writeHandle, writer)
             }
-            _ = state.withLock { $0.writers.removeValue(forKey: handle) }
-            _ = state.withLock { $0.readers.removeValue(forKey: handle) }
             throw error
         }
-        _ = state.withLock { $0.writers.removeValue(forKey: handle) }
-        _ = state.withLock { $0.readers.removeValue(forKey: handle) }
     }
 
     /// The thread-group id (process) of a thread id, from /proc.

@@ -28,12 +28,7 @@ public enum Programs {
 
     /// Starts a program with its output going to `log`.
     public static func start(_ path: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { $1 }
-        process.environment = env
+        let process = makeProcess(path, arguments, environment: environment, directory: nil)
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
@@ -54,13 +49,7 @@ public enum Programs {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: path)
-                    process.arguments = arguments
-                    var env = ProcessInfo.processInfo.environment
-                    env.merge(environment) { $1 }
-                    process.environment = env
-                    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+                    let process = makeProcess(path, arguments, environment: environment, directory: directory)
                     let pipe = Pipe()
                     process.standardOutput = pipe
                     process.standardError = pipe
@@ -73,6 +62,18 @@ public enum Programs {
                 }
             }
         }
+    }
+
+    /// A process for `path` with the test's environment plus `environment`.
+    private static func makeProcess(_ path: String, _ arguments: [String], environment: [String: String], directory: String?) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        return process
     }
 
     /// Waits for a process to exit, off the concurrency pool.

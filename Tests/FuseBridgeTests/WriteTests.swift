@@ -188,13 +188,25 @@ struct WriteTests {
         }
     }
 
-    @Test("cuts inside PATCH bodies during a 300 MB cp: the cp succeeds and the MD5 matches")
-    func faultsDuringCopy() async throws {
+    /// A fault proxy in front of a server port chosen here (the server listens there and hands
+    /// out the proxy's URL); always stopped.
+    static func withProxy(seed: UInt64, _ body: (FaultProxy, Int) async throws -> Void) async throws {
         let port = try Programs.freePort()
         var logger = Logger(label: "test.proxy")
         logger.logLevel = .critical
-        let proxy = try await FaultProxy.start(targetPort: port, seed: 42, logger: logger)
+        let proxy = try await FaultProxy.start(targetPort: port, seed: seed, logger: logger)
         do {
+            try await body(proxy, port)
+        } catch {
+            try? await proxy.stop()
+            throw error
+        }
+        try await proxy.stop()
+    }
+
+    @Test("cuts inside PATCH bodies during a 300 MB cp: the cp succeeds and the MD5 matches")
+    func faultsDuringCopy() async throws {
+        try await Self.withProxy(seed: 42) { proxy, port in
             try await MountFixture.with(server: { $0.port = port; $0.publicURL = "http://127.0.0.1:\(proxy.port)" }) { mount in
                 let source = mount.server.directory.path + "/big.bin"
                 let data = Data.random(300_000_000)
@@ -208,20 +220,12 @@ struct WriteTests {
                 #expect(file.hash == sum)
                 #expect(try await mount.remoteMD5(file) == sum)
             }
-        } catch {
-            try? await proxy.stop()
-            throw error
         }
-        try await proxy.stop()
     }
 
     @Test("an outage longer than the limit: cp fails with EIO and nothing appears in the folder")
     func outageBeyondLimit() async throws {
-        let port = try Programs.freePort()
-        var logger = Logger(label: "test.proxy")
-        logger.logLevel = .critical
-        let proxy = try await FaultProxy.start(targetPort: port, seed: 7, logger: logger)
-        do {
+        try await Self.withProxy(seed: 7) { proxy, port in
             try await MountFixture.with(outageLimit: .seconds(2), server: { $0.port = port; $0.publicURL = "http://127.0.0.1:\(proxy.port)" }) { mount in
                 let source = mount.server.directory.path + "/data.bin"
                 try Data.random(40_000_000).write(to: URL(fileURLWithPath: source))
@@ -236,10 +240,6 @@ struct WriteTests {
                 #expect(try await mount.remoteFiles()["lost.bin"] == nil)
                 #expect(try await mount.sh("ls").lines.isEmpty)
             }
-        } catch {
-            try? await proxy.stop()
-            throw error
         }
-        try await proxy.stop()
     }
 }

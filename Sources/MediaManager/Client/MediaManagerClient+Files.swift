@@ -67,15 +67,7 @@ extension MediaManagerClient {
             limit: Int? = nil,
             cursor: String? = nil
         ) async throws -> ListFilesResponse {
-            try await client.send(
-                client.restCall(
-                    .GET,
-                    "files",
-                    query: Self.listQuery(parentFolderId, mediaTypes, `private`, sort, limit, cursor),
-                    idempotent: true
-                ),
-                as: ListFilesResponse.self
-            )
+            try await page("files", Self.listQuery(parentFolderId, mediaTypes, `private`, sort, limit, cursor))
         }
 
         /// One page of the files in the trash (`GET trash-bin/files`).
@@ -87,15 +79,7 @@ extension MediaManagerClient {
             limit: Int? = nil,
             cursor: String? = nil
         ) async throws -> ListFilesResponse {
-            try await client.send(
-                client.restCall(
-                    .GET,
-                    "trash-bin/files",
-                    query: Self.listQuery(parentFolderId, mediaTypes, `private`, sort, limit, cursor),
-                    idempotent: true
-                ),
-                as: ListFilesResponse.self
-            )
+            try await page("trash-bin/files", Self.listQuery(parentFolderId, mediaTypes, `private`, sort, limit, cursor))
         }
 
         /// Changes a file's display name, labels or folder (`PATCH files/update-file-descriptor`).
@@ -158,6 +142,11 @@ extension MediaManagerClient {
                 ),
                 as: GenerateFileDownloadUrlResponse.self
             )
+        }
+
+        /// One page of a file listing at `path`.
+        private func page(_ path: String, _ query: [(String, String?)]) async throws -> ListFilesResponse {
+            try await client.send(client.restCall(.GET, path, query: query, idempotent: true), as: ListFilesResponse.self)
         }
 
         static func listQuery(

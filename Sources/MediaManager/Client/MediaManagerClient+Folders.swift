@@ -35,10 +35,7 @@ extension MediaManagerClient {
             limit: Int? = nil,
             cursor: String? = nil
         ) async throws -> ListFoldersResponse {
-            try await client.send(
-                client.restCall(.GET, "folders", query: Self.listQuery(parentFolderId, sort, limit, cursor), idempotent: true),
-                as: ListFoldersResponse.self
-            )
+            try await page("folders", Self.listQuery(parentFolderId, sort, limit, cursor))
         }
 
         /// One page of the folders in the trash (`GET trash-bin/folders`).
@@ -48,15 +45,7 @@ extension MediaManagerClient {
             limit: Int? = nil,
             cursor: String? = nil
         ) async throws -> ListFoldersResponse {
-            try await client.send(
-                client.restCall(
-                    .GET,
-                    "trash-bin/folders",
-                    query: Self.listQuery(parentFolderId, sort, limit, cursor),
-                    idempotent: true
-                ),
-                as: ListFoldersResponse.self
-            )
+            try await page("trash-bin/folders", Self.listQuery(parentFolderId, sort, limit, cursor))
         }
 
         /// Renames or moves a folder (`PATCH folders/{id}`); only the arguments given are sent.
@@ -94,6 +83,11 @@ extension MediaManagerClient {
                 body: BulkRestoreFoldersRequest(folderIds: ids),
                 as: EmptyResponse.self
             )
+        }
+
+        /// One page of a folder listing at `path`.
+        private func page(_ path: String, _ query: [(String, String?)]) async throws -> ListFoldersResponse {
+            try await client.send(client.restCall(.GET, path, query: query, idempotent: true), as: ListFoldersResponse.self)
         }
 
         static func listQuery(_ parentFolderId: String?, _ sort: Sorting?, _ limit: Int?, _ cursor: String?) -> [(String, String?)] {
