@@ -13,9 +13,12 @@ public struct FilesystemConfiguration: Sendable {
     public var directoryTTL: Duration
     /// How long the kernel may remember that a name does not exist.
     public var negativeTTL: Duration
-    /// Owner of every file and directory.
+    /// Owner of files and directories that have no stored owner.
     public var uid: UInt32
     public var gid: UInt32
+    /// Permission bits of files and directories that have no stored mode.
+    public var fileMode: UInt32
+    public var directoryMode: UInt32
     /// Refuse every change with EROFS (a key with only the Read scope).
     public var readOnly: Bool
     /// Why the mount is read-only, for the log line of each refused change.
@@ -44,6 +47,8 @@ public struct FilesystemConfiguration: Sendable {
         negativeTTL: Duration = .milliseconds(500),
         uid: UInt32 = UInt32(getuid()),
         gid: UInt32 = UInt32(getgid()),
+        fileMode: UInt32 = 0o644,
+        directoryMode: UInt32 = 0o755,
         readOnly: Bool = false,
         readOnlyReason: String? = nil,
         listPageSize: Int = 1000,
@@ -62,6 +67,8 @@ public struct FilesystemConfiguration: Sendable {
         self.negativeTTL = negativeTTL
         self.uid = uid
         self.gid = gid
+        self.fileMode = fileMode
+        self.directoryMode = directoryMode
         self.readOnly = readOnly
         self.readOnlyReason = readOnlyReason
         self.listPageSize = listPageSize

@@ -24,6 +24,8 @@ public final class MediaFilesystem: Sendable {
     let clock = ContinuousClock()
     let mounted = Date()
     let state: Mutex<State>
+    /// Where cache invalidations go (the FUSE bridge), once attached.
+    let notifier = Mutex<(any KernelNotifier)?>(nil)
 
     struct State: ~Copyable {
         var table: InodeTable
@@ -65,6 +67,24 @@ public final class MediaFilesystem: Sendable {
         self.state = Mutex(State(table: InodeTable(root: .root(id: configuration.rootFolderId, mounted: mounted), now: now)))
     }
 
+    /// Attaches what tells the kernel to drop cached names and attributes (the FUSE bridge
+    /// calls this once the session exists).
+    public func attach(notifier: some KernelNotifier) {
+        self.notifier.withLock { $0 = notifier }
+    }
+
+    /// Stops background work at unmount: listing refreshes in progress are cancelled.
+    ///
+    /// - Parameter timeout: How long to wait for work that must finish before the clients
+    ///   underneath are shut down.
+    public func shutdown(timeout: Duration) async {
+        let refreshes = state.withLock { state in
+            defer { state.refreshing = [:] }
+            return Array(state.refreshing.values)
+        }
+        refreshes.forEach { $0.cancel() }
+    }
+
     // MARK: Attributes
 
     func attributes(of node: Node) -> NodeAttributes {
@@ -78,7 +98,7 @@ public final class MediaFilesystem: Sendable {
             inode: node.inode,
             kind: isDirectory ? .directory : .file,
             size: isDirectory ? 0 : item.size,
-            permissions: node.mode ?? stored?.mode ?? (isDirectory ? 0o755 : 0o644),
+            permissions: node.mode ?? stored?.mode ?? (isDirectory ? configuration.directoryMode : configuration.fileMode),
             links: isDirectory ? 2 : 1,
             uid: node.uid ?? stored?.uid ?? configuration.uid,
             gid: node.gid ?? stored?.gid ?? configuration.gid,
