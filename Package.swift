@@ -52,6 +52,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: The write journal: files being written, their uploads, local attributes
+        .target(
+            name: "Journal",
+            dependencies: [
+                "MediaManager",
+                "Resumable",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Filesystem (semantics, no FUSE) and its FUSE bridge
         .systemLibrary(
             name: "CFuse3",
@@ -61,6 +74,7 @@ let package = Package(
         .target(
             name: "MediaFS",
             dependencies: [
+                "Journal",
                 "MediaManager",
                 "Resumable",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -102,6 +116,7 @@ let package = Package(
             name: "mediafs",
             dependencies: [
                 "FuseBridge",
+                "Journal",
                 "Resumable",
                 "MediaFS",
                 "MediaManager",
@@ -141,6 +156,7 @@ let package = Package(
         .testTarget(
             name: "MediaFSTests",
             dependencies: [
+                "Journal",
                 "MediaFS",
                 "MediaManager",
                 "MediaServerTesting",
@@ -157,6 +173,7 @@ let package = Package(
             name: "FuseBridgeTests",
             dependencies: [
                 "FuseBridge",
+                "Journal",
                 "MediaFS",
                 "MediaManager",
                 "MediaServer",

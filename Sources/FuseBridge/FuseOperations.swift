@@ -107,9 +107,24 @@ enum FuseOperations {
             }
         }
         ops.write = { request, _, buffer, size, offset, info in
-            // The buffer belongs to the FUSE thread: copy it before answering from a task.
-            let data = ByteBuffer(bytes: UnsafeRawBufferPointer(start: buffer, count: size))
             let handle = info!.pointee.fh
+            let bytes = UnsafeRawBufferPointer(start: buffer, count: size)
+            // Most writes go straight into the journal file from the kernel's buffer, on this
+            // thread: no copy, no task.
+            guard let request else { return }
+            let host = FuseHost.from(request)
+            do {
+                if let written = try host.filesystem.writeNow(handle: handle, offset: Int64(offset), bytes: bytes) {
+                    FuseReply(request, "write", logger: host.logger).written(written)
+                    return
+                }
+            } catch {
+                FuseReply(request, "write", logger: host.logger).error(error)
+                return
+            }
+            // Otherwise the write waits (for room in the journal, or for the file's current
+            // content): the buffer belongs to the FUSE thread, so it is copied first.
+            let data = ByteBuffer(bytes: bytes)
             FuseHost.run(request, "write") { fs, reply in
                 reply.written(try await fs.write(handle: handle, offset: Int64(offset), data: data))
             }

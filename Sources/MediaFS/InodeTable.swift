@@ -23,6 +23,9 @@ struct InodeTable: Sendable {
         set { nodes[inode] = newValue }
     }
 
+    /// The inode an item key (``RemoteItem/key``) has, if any.
+    func inode(forKey key: String) -> InodeNumber? { inodeByKey[key] }
+
     /// The inode of `item`, created if new, updated in place otherwise.
     mutating func upsert(_ item: RemoteItem, parent: InodeNumber, name: String, now: ContinuousClock.Instant) -> InodeNumber {
         if let inode = inodeByKey[item.key], var node = nodes[inode] {
@@ -71,29 +74,41 @@ struct InodeTable: Sendable {
 
     func generation(_ directory: InodeNumber) -> UInt64 { generations[directory, default: 0] }
 
-    /// Replaces a folder's listing; children no longer there are detached.
-    mutating func setListing(_ directory: InodeNumber, entries: [(name: String, item: RemoteItem)], now: ContinuousClock.Instant) {
+    /// What the kernel may have cached that a new listing changed.
+    enum Change: Sendable, Equatable {
+        /// The name now means another item, or nothing.
+        case entry(parent: InodeNumber, name: String)
+        /// The item's attributes (size, time) changed.
+        case inode(InodeNumber)
+    }
+
+    /// Replaces a folder's listing; children no longer there are detached. Returns what changed
+    /// since the previous listing, for the kernel's caches.
+    @discardableResult
+    mutating func setListing(_ directory: InodeNumber, entries: [(name: String, item: RemoteItem)], now: ContinuousClock.Instant) -> [Change] {
         let previous = listings[directory]
         var names: [String] = []
         var children: [String: InodeNumber] = [:]
+        var changes: [Change] = []
         names.reserveCapacity(entries.count)
         for entry in entries {
+            let before = inodeByKey[entry.item.key].flatMap { nodes[$0] }
             let inode = upsert(entry.item, parent: directory, name: entry.name, now: now)
+            if let before, before.item.size != entry.item.size || before.item.updated != entry.item.updated || before.item.hash != entry.item.hash {
+                changes.append(.inode(inode))
+            }
             names.append(entry.name)
             children[entry.name] = inode
         }
-        // Files being written are not in the Media Manager yet: keep them.
-        for (name, inode) in pendingChildren(directory) where children[name] == nil {
-            names.append(name)
-            children[name] = inode
-        }
         if let previous {
             let kept = Set(children.values)
-            for inode in previous.children.values where !kept.contains(inode) {
-                detach(inode)
+            for (name, inode) in previous.children where children[name] != inode {
+                changes.append(.entry(parent: directory, name: name))
+                if !kept.contains(inode) { detach(inode) }
             }
         }
         listings[directory] = Listing(names: names, children: children, fetched: now)
+        return changes
     }
 
     /// Adds one child to a cached listing (after a local create).

@@ -1,6 +1,7 @@
 import Synchronization
 import Logging
 import Foundation
+import Journal
 import MediaManager
 
 #if canImport(Glibc)
@@ -53,21 +54,45 @@ extension MediaFilesystem {
                 items += page.files.map(RemoteItem.init(file:))
                 cursor = page.nextCursor.nextCursor
             } while cursor != nil
-            let replaced = state.withLock { $0.replaced }
+            let pending = journal.entries()
+            let replaced = Set(pending.flatMap(\.replacing))
             items.removeAll { replaced.contains($0.id) }
             items.sort { ($0.created, $0.id) < ($1.created, $1.id) }
-            let reserved = Set(state.withLock { $0.table.pendingChildren(directory).map(\.0) })
-            let names = NameMapping.uniqueNames(items.map(\.displayName), reserved: reserved)
+            // Files being written here come first: they keep their names, and a file the Media
+            // Manager lists under the same name is numbered.
+            let local = pending.filter { $0.parentFolderId == folderId }.map(RemoteItem.pending)
+            let localNames = NameMapping.uniqueNames(local.map(\.displayName))
+            let names = NameMapping.uniqueNames(items.map(\.displayName), reserved: Set(localNames))
             let now = clock.now
-            let applied = state.withLock { state -> Bool in
+            let (applied, changes) = state.withLock { state -> (Bool, [InodeTable.Change]) in
                 // A local change during the fetch makes this listing stale: fetch again.
-                guard state.table.generation(directory) == generation else { return false }
-                state.table.setListing(directory, entries: Array(zip(names, items)), now: now)
-                return true
+                guard state.table.generation(directory) == generation else { return (false, []) }
+                // A file saved since the journal was asked keeps its entry until it is adopted.
+                let saved = state.table.pendingChildren(directory).filter { _, inode in
+                    guard let record = state.table[inode]?.item.record else { return false }
+                    return !local.contains { $0.record == record } && journal.uploadState(record) == "done"
+                }
+                let entries = Array(zip(names, items)) + Array(zip(localNames, local))
+                    + saved.compactMap { name, inode in state.table[inode].map { (name, $0.item) } }
+                let changes = state.table.setListing(directory, entries: entries, now: now)
+                return (true, changes)
             }
+            if !changes.isEmpty { invalidateKernelCaches(changes) }
             if applied { return }
         }
         throw FilesystemError(EAGAIN, "The folder kept changing while it was listed; try again")
+    }
+
+    /// Tells the kernel to forget names and attributes a refresh found changed (so that long
+    /// attribute and entry TTLs stay safe). Delivered off the request path by the bridge.
+    func invalidateKernelCaches(_ changes: [InodeTable.Change]) {
+        guard let notifier = notifier.withLock({ $0 }) else { return }
+        for change in changes {
+            switch change {
+            case .entry(let parent, let name): notifier.invalidateEntry(parent: parent, name: name)
+            case .inode(let inode): notifier.invalidateInode(inode)
+            }
+        }
     }
 
     /// Calls a list endpoint with the configured page size, falling back to smaller pages if
@@ -143,9 +168,10 @@ extension MediaFilesystem {
 
     // MARK: Changing directories
 
-    /// `mkdir`: creates a folder.
+    /// `mkdir`: creates a folder, owned by the caller.
     public func mkdir(parent: InodeNumber, name: String, mode: UInt32 = 0o755, context: RequestContext? = nil) async throws -> EntryReply {
         try checkWritable("mkdir '\(name)'")
+        try Self.checkName(name)
         let directory = try directory(parent)
         if try await listing(parent).children[name] != nil { throw FilesystemError.exists(name) }
         let folder: Folder
@@ -159,25 +185,30 @@ extension MediaFilesystem {
         let node = state.withLock { state in
             let inode = state.table.addChild(parent, name: name, item: RemoteItem(folder: folder), now: now)
             state.table[inode]?.mode = permissions
+            state.table[inode]?.uid = context?.uid
+            state.table[inode]?.gid = context?.gid
             state.table.lookedUp(inode)
             return state.table[inode]!
         }
-        if permissions != 0o755 { persistAttributes(of: node) }
+        if permissions != configuration.directoryMode || (context.map { $0.uid != configuration.uid || $0.gid != configuration.gid } ?? false) {
+            persistAttributes(of: node)
+        }
         return entry(node)
     }
 
     /// The live child `name` of `parent`, or ENOENT.
     func child(_ parent: InodeNumber, _ name: String) async throws -> Node {
+        _ = try directory(parent)
         guard let inode = try await listing(parent).children[name], let node = state.withLock({ $0.table[inode] }) else {
             throw FilesystemError.notFound("'\(name)'")
         }
         return node
     }
 
-    /// Whether a folder has anything in it: files still being written in it here, or anything
-    /// the service lists.
+    /// Whether a folder has anything in it: files being written into it, or anything the service
+    /// lists.
     func isEmpty(_ folder: Node) async throws -> Bool {
-        if state.withLock({ !$0.table.pendingChildren(folder.inode).isEmpty }) { return false }
+        if journal.entries().contains(where: { $0.parentFolderId == folder.item.id }) { return false }
         do {
             let folders = try await client.folders.list(parentFolderId: folder.item.id, limit: 1)
             guard folders.folders.isEmpty else { return false }
@@ -191,6 +222,7 @@ extension MediaFilesystem {
     /// `rmdir`: moves an empty folder to the trash.
     public func rmdir(parent: InodeNumber, name: String) async throws {
         try checkWritable("rmdir '\(name)'")
+        if name == "." { throw FilesystemError(EINVAL, "rmdir of '.'") }
         let node = try await child(parent, name)
         guard node.item.kind == .folder else { throw FilesystemError(ENOTDIR, "'\(name)' is not a directory") }
         guard try await isEmpty(node) else { throw FilesystemError(ENOTEMPTY, "'\(name)' is not empty") }
@@ -202,56 +234,71 @@ extension MediaFilesystem {
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
     }
 
-    /// `unlink`: moves a file to the trash. A file still being written is given up (and what it
-    /// was replacing goes too).
+    /// `unlink`: moves a file to the trash. A file being written is given up (its upload stops,
+    /// nothing reaches the Media Manager, and a file it was replacing goes too); handles still
+    /// open on it take writes and drop them.
     public func unlink(parent: InodeNumber, name: String) async throws {
         try checkWritable("unlink '\(name)'")
-        let node = try await settled(try await child(parent, name))
+        let node = try await child(parent, name)
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
-        var ids = [node.item.id]
-        if node.item.isPending {
-            ids = []
-            if let writer = pendingWriter(node.inode) {
-                let replaced = await writer.target.replacing
-                if let finalized = await writer.discard() { ids.append(finalized) }
-                ids += replaced
-                state.withLock { state in replaced.forEach { state.replaced.remove($0) } }
-            }
+        let ids: [String]
+        if let record = node.item.record {
+            ids = try await discard(record, inode: node.inode)
+        } else {
+            ids = [node.item.id]
         }
-        if !ids.isEmpty {
-            do {
-                try await client.files.delete(ids: ids)
-            } catch {
-                throw FilesystemError.remote(error, "Deleting '\(name)'")
-            }
-        }
+        try await trash(ids, what: "Deleting '\(name)'")
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
     }
 
-    /// `rename`, within and across folders. An existing target is replaced (it goes to the
-    /// trash), as POSIX rename does; `RENAME_NOREPLACE` refuses that, `RENAME_EXCHANGE` is not
-    /// supported. A file still being written takes its new name and folder when it is finalized,
-    /// and only then does the target it replaces go to the trash.
+    /// Gives up a pending file; returns the files to trash (see ``Journal/discard(_:)``).
+    private func discard(_ record: String, inode: InodeNumber) async throws -> [String] {
+        let ids = try await journaled { try await journal.discard(record) }
+        state.withLock { state in
+            for (handle, file) in state.files where file.inode == inode && file.record == record {
+                state.files[handle]?.discarded = true
+            }
+        }
+        return ids
+    }
+
+    /// Moves files to the trash; ones already gone are fine.
+    private func trash(_ ids: [String], what: String) async throws {
+        guard !ids.isEmpty else { return }
+        do {
+            try await client.files.delete(ids: ids)
+        } catch let error as MediaManagerError where error.code == .notFound {
+            for id in ids { _ = try? await client.files.delete(ids: [id]) }
+        } catch {
+            throw FilesystemError.remote(error, what)
+        }
+    }
+
+    /// `rename`, within and across folders. An existing target is replaced, as POSIX rename does;
+    /// `RENAME_NOREPLACE` refuses that, `RENAME_EXCHANGE` is not supported. A file being written
+    /// only has its record changed (no API call): it is saved under its final name in its final
+    /// folder. A saved item is moved through the API first, and only then does a target it
+    /// replaces go to the trash, so that a failure never loses the target.
     public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) async throws {
         try checkWritable("rename '\(name)'")
+        try Self.checkName(newName)
         let noReplace: UInt32 = 1
         let exchange: UInt32 = 2
         guard flags & exchange == 0 else { throw FilesystemError(EINVAL, "RENAME_EXCHANGE is not supported") }
-        var source = try await settled(try await child(parent, name))
+        var source = try await child(parent, name)
         let targetDirectory = try directory(newParent)
         if source.item.kind == .folder {
             // A folder cannot move below itself.
             var cursor: InodeNumber? = newParent
-            while let current = cursor, current != InodeTable.root {
+            while let current = cursor {
                 if current == source.inode { throw FilesystemError(EINVAL, "'\(name)' cannot move into itself") }
+                if current == InodeTable.root { break }
                 cursor = state.withLock { $0.table[current]?.parent }
             }
         }
-        var existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
-        if let found = existing { existing = try await settled(found) }
+        let existing = try await listing(newParent).children[newName].flatMap { inode in state.withLock { $0.table[inode] } }
         if let existing {
             if existing.inode == source.inode { return }
-            if existing.item.isPending { throw FilesystemError(EBUSY, "'\(newName)' is being written") }
             guard flags & noReplace == 0 else { throw FilesystemError.exists(newName) }
             switch (source.item.kind, existing.item.kind) {
             case (.folder, .file): throw FilesystemError(ENOTDIR, "'\(newName)' is not a directory")
@@ -262,58 +309,63 @@ extension MediaFilesystem {
             }
         }
         let newDisplayName = NameMapping.displayName(for: newName)
-        // The node may have been finalized while we waited: work on its current state.
-        source = state.withLock { $0.table[source.inode] } ?? source
-        if source.item.isPending, let writer = pendingWriter(source.inode) {
-            let replacing = existing?.item.kind == .file ? existing?.item.id : nil
-            if let file = try await writer.retarget(displayName: newDisplayName, parentFolderId: targetDirectory.item.id, replacing: replacing) {
-                source.item = RemoteItem(file: file)
-            } else {
+        // What the rename replaces: trashed (or, being written, given up) once the source is in
+        // place.
+        var targetRecord = existing?.item.record
+        var replaced: [String] = existing.map { $0.item.isPending ? [] : [$0.item.id] } ?? []
+        if let record = source.item.record {
+            if let pending = targetRecord {
+                replaced += try await discard(pending, inode: existing!.inode)
+                targetRecord = nil
+            }
+            switch try await journaled({
+                try await journal.retarget(record, parentFolderId: targetDirectory.item.id, displayName: newDisplayName, replacing: replaced)
+            }) {
+            case .local:
                 let now = clock.now
                 state.withLock { state in
-                    if let existing {
-                        state.replaced.insert(existing.item.id)
-                        state.table.removeChild(newParent, name: newName, detach: true)
-                    }
-                    guard let pending = state.table[source.inode]?.item else { return }
+                    if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
+                    guard var item = state.table[source.inode]?.item else { return }
+                    item.displayName = newDisplayName
                     state.table.removeChild(parent, name: name, detach: false)
-                    _ = state.table.addChild(newParent, name: newName, item: pending, now: now)
+                    _ = state.table.addChild(newParent, name: newName, item: item, now: now)
                 }
                 return
-            }
-        }
-        // Replace: the old target goes to the trash first, so that the folder never holds two
-        // items for one name; if the move then fails, the target is restored.
-        if let existing {
-            do {
-                switch existing.item.kind {
-                case .file: try await client.files.delete(ids: [existing.item.id])
-                case .folder: try await client.folders.delete(ids: [existing.item.id])
-                }
-            } catch {
-                throw FilesystemError.remote(error, "Replacing '\(newName)'")
+            case .saved(let file):
+                // Saved meanwhile: it is renamed through the API like any saved file.
+                adopt(record: record, file: file)
+                source = try node(source.inode)
             }
         }
         let displayName = newDisplayName == source.item.displayName ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
         var item = source.item
-        do {
-            if displayName != nil || folderId != nil {
+        if displayName != nil || folderId != nil {
+            do {
                 switch source.item.kind {
                 case .file:
                     item = RemoteItem(file: try await client.files.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
                 case .folder:
                     item = RemoteItem(folder: try await client.folders.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
                 }
+            } catch {
+                throw FilesystemError.remote(error, "Renaming '\(name)' to '\(newName)'")
             }
-        } catch {
-            if let existing {
-                switch existing.item.kind {
-                case .file: try? await client.files.restore(ids: [existing.item.id])
-                case .folder: try? await client.folders.restore(ids: [existing.item.id])
+        }
+        if let pending = targetRecord {
+            replaced += try await discard(pending, inode: existing!.inode)
+        }
+        if !replaced.isEmpty {
+            do {
+                switch existing?.item.kind {
+                case .folder?: try await client.folders.delete(ids: replaced)
+                default: try await trash(replaced, what: "Replacing '\(newName)'")
                 }
+            } catch {
+                logger.error(
+                    "'\(name)' was renamed to '\(newName)', but what it replaces could not be moved to the trash; both are in the folder",
+                    metadata: ["error": "\(error)"])
             }
-            throw FilesystemError.remote(error, "Renaming '\(name)' to '\(newName)'")
         }
         let now = clock.now
         state.withLock { state in

@@ -4,6 +4,7 @@ import Synchronization
 import Logging
 import AsyncHTTPClient
 import Foundation
+import Journal
 import MediaManager
 
 #if canImport(Glibc)
@@ -14,12 +15,15 @@ import Glibc
 /// settable (comma-separated), which updates the file's labels.
 extension MediaFilesystem {
     static let xattrPrefix = "user.mediafs."
-    static let fileAttributes = ["id", "url", "mimeType", "mediaType", "hash", "labels", "operationStatus"]
+    static let fileAttributes = ["id", "url", "mimeType", "mediaType", "hash", "labels", "operationStatus", "uploadState"]
 
-    /// `listxattr`.
+    /// `listxattr`. The root also has `queue` (the upload queue as JSON, what `mediafs status`
+    /// shows) and, unlisted, `sync` (reading it waits until every closed file is in the Media
+    /// Manager: what `mediafs sync` does).
     public func listxattr(_ inode: InodeNumber) throws(FilesystemError) -> [String] {
         let node = try node(inode)
-        let names = node.item.kind == .file ? Self.fileAttributes : ["id"]
+        var names = node.item.kind == .file ? Self.fileAttributes : ["id"]
+        if inode == InodeTable.root { names.append("queue") }
         return names.map { Self.xattrPrefix + $0 }
     }
 
@@ -31,6 +35,16 @@ extension MediaFilesystem {
         let item = node.item
         let value: String
         switch (item.kind, key) {
+        case (.folder, "queue") where inode == InodeTable.root:
+            value = Self.json(journal.status())
+        case (.folder, "sync") where inode == InodeTable.root:
+            var status = await journal.drain(timeout: .seconds(86_400))
+            while status.queued + status.inFlight > 0 && !Task.isCancelled {
+                status = await journal.drain(timeout: .seconds(86_400))
+            }
+            value = Self.json(status)
+        case (.file, "uploadState"):
+            value = item.record.map { journal.uploadState($0) ?? "queued" } ?? "done"
         case (_, "id"): value = item.id
         case (.file, "url"): value = item.url
         case (.file, "mediaType"): value = item.mediaType
@@ -41,6 +55,18 @@ extension MediaFilesystem {
         default: throw FilesystemError(ENODATA, "no attribute \(name)")
         }
         return Array(value.utf8)
+    }
+
+    /// The queue as JSON, trimmed to fit an extended attribute (64 KiB).
+    static func json(_ status: QueueStatus) -> String {
+        var status = status
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        while true {
+            let data = (try? encoder.encode(status)) ?? Data("{}".utf8)
+            if data.count <= 60_000 || status.files.isEmpty { return String(decoding: data, as: UTF8.self) }
+            status.files.removeLast(max(1, status.files.count / 4))
+        }
     }
 
     /// `setxattr`: only `user.mediafs.labels`.

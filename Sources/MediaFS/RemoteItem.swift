@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import MediaManager
 
 /// What the filesystem keeps of a Media Manager folder or file (not the whole descriptor).
@@ -22,16 +23,24 @@ struct RemoteItem: Sendable, Equatable {
     var isPending: Bool { id.hasPrefix(RemoteItem.pendingPrefix) }
     static let pendingPrefix = "pending:"
 
-    /// A file being written, under a local id.
-    static func pending(displayName: String, now: Date) -> RemoteItem {
-        var item = RemoteItem(folder: Folder(id: "", displayName: displayName, parentFolderId: "", createdDate: now, updatedDate: now))
+    /// The journal record of a file being written.
+    var record: String? { isPending ? String(id.dropFirst(Self.pendingPrefix.count)) : nil }
+
+    /// A file being written, known by its journal record.
+    static func pending(_ entry: Journal.Entry) -> RemoteItem {
+        var item = RemoteItem(
+            folder: Folder(id: "", displayName: entry.displayName, parentFolderId: entry.parentFolderId, createdDate: entry.created, updatedDate: entry.modified ?? entry.created))
         item.kind = .file
-        item.id = pendingPrefix + UUID().uuidString
+        item.id = pendingPrefix + entry.id
+        item.size = entry.size
         return item
     }
 
     /// Key of the id → inode map; folder and file ids live in separate spaces.
     var key: String { (kind == .folder ? "d:" : "f:") + id }
+
+    /// The key of a pending file's item.
+    static func pendingKey(_ record: String) -> String { "f:" + pendingPrefix + record }
 
     init(folder: Folder) {
         self.kind = .folder
@@ -79,8 +88,11 @@ struct Node: Sendable {
     var detached = false
     /// Permission bits set by chmod, kept for the life of the mount.
     var mode: UInt32?
-    /// A modification time set by utimensat, shown instead of the service's.
+    /// Modification and access times set by utimensat, shown instead of the service's.
     var localModified: Date?
+    var localAccessed: Date?
+    /// When its attributes last changed here (ctime), if they did.
+    var changed: Date?
     var uid: UInt32?
     var gid: UInt32?
 }

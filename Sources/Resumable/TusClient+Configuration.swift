@@ -38,6 +38,9 @@ extension TusClient {
         public var checksums: Bool
         /// Headers added to every request (e.g. authorization). Never logged.
         public var additionalHeaders: [String: String]
+        /// Whether a new upload carries its first bytes in the creation request when the server
+        /// offers `creation-with-upload` (one round trip less per file).
+        public var creationWithUpload: Bool
         /// Where an upload of unknown length is spooled when the server refuses `PATCH` without
         /// `Upload-Length` (see ``TusUpload``); `nil` uses the system's temporary directory.
         public var spoolDirectory: String?
@@ -49,6 +52,7 @@ extension TusClient {
             timeouts: Timeouts = Timeouts(),
             checksums: Bool = true,
             additionalHeaders: [String: String] = [:],
+            creationWithUpload: Bool = true,
             spoolDirectory: String? = nil
         ) {
             self.chunkSize = max(1, chunkSize)
@@ -56,6 +60,7 @@ extension TusClient {
             self.timeouts = timeouts
             self.checksums = checksums
             self.additionalHeaders = additionalHeaders
+            self.creationWithUpload = creationWithUpload
             self.spoolDirectory = spoolDirectory
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import FuseBridge
+import Journal
 import Logging
 import MediaFS
 import MediaManager
@@ -44,19 +45,22 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a folder listing is reused; changes made elsewhere show up within this.")
     var dirTTL: Double = 1
 
-    @Option(name: .long, help: "stream: upload while writing (sequential writes); spool: stage in the cache directory and upload at close (any program).")
-    var writeMode: WriteMode = .stream
+    @Flag(name: .long, help: "close() returns once the bytes are durable in the local journal; uploads follow in the background (see `mediafs status`, `mediafs sync`).")
+    var writeBack = false
 
-    @Option(name: .long, help: "tus chunk size in MiB; each file being written holds about two chunks in memory.")
+    @Option(name: .long, help: "How many files are uploaded at once.")
+    var transfers: Int = 8
+
+    @Option(name: .long, help: "tus PATCH size in MiB while a file is written: bytes go out once this many have gathered.")
     var chunkSize: Int = 8
 
-    @Option(name: .long, help: "How many files may be written at once (open fails beyond it).")
-    var maxWriters: Int = 16
+    @Option(name: .long, help: "The most bytes the journal holds that the Media Manager has not acknowledged (e.g. 10G, 512M); beyond it writes wait.")
+    var cacheMaxSize: ByteCount = ByteCount(10 << 30)
 
-    @Option(name: .long, help: "Seconds an upload keeps retrying through a network outage before close() fails with EIO.")
+    @Option(name: .long, help: "Seconds an upload a close() waits for keeps retrying through a network outage before close() fails with EIO.")
     var outageLimit: Double = 300
 
-    @Option(name: .long, help: "Directory for spooled files (default: $XDG_CACHE_HOME/mediafs).")
+    @Option(name: .long, help: "Directory of the write journal and other local state (default: $XDG_CACHE_HOME/mediafs).")
     var cacheDir: String?
 
     @OptionGroup var logging: LoggingOptions
@@ -64,7 +68,7 @@ struct MountCommand: AsyncParsableCommand {
     func validate() throws {
         guard attrTTL >= 0, dirTTL >= 0 else { throw ValidationError("TTLs cannot be negative.") }
         guard (1...256).contains(chunkSize) else { throw ValidationError("--chunk-size must be between 1 and 256 MiB.") }
-        guard maxWriters >= 1 else { throw ValidationError("--max-writers must be at least 1.") }
+        guard transfers >= 1 else { throw ValidationError("--transfers must be at least 1.") }
         guard outageLimit > 0 else { throw ValidationError("--outage-limit must be positive.") }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -87,20 +91,23 @@ struct MountCommand: AsyncParsableCommand {
             )
             configuration.readOnly = readOnly
             configuration.readOnlyReason = reason
-            configuration.writeMode = writeMode
-            configuration.chunkSize = chunkSize << 20
-            configuration.maxWriters = maxWriters
-            configuration.cacheDirectory = cacheDir ?? Environment.cacheHome
+            let cacheDirectory = cacheDir ?? Environment.cacheHome
             let tus = TusClient(
                 configuration: .init(
                     chunkSize: chunkSize << 20,
                     retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000))),
-                    spoolDirectory: configuration.cacheDirectory),
+                    spoolDirectory: cacheDirectory),
                 httpClient: connection.http, logger: logger)
             let attributes = try AttributeStore(
                 path: Environment.stateHome + "/attributes.sqlite",
                 scope: connection.identity,
                 logger: logger)
+            let journal = try Journal(
+                configuration: Journal.Configuration(
+                    directory: cacheDirectory + "/journal", scope: connection.identity, writeBack: writeBack, transfers: transfers,
+                    maximumSize: cacheMaxSize.bytes, streamChunk: chunkSize << 20,
+                    outageLimit: .milliseconds(Int64(outageLimit * 1000))),
+                client: connection.client, tus: tus, attributes: attributes, logger: logger)
             if rootFolder != FolderID.mediaRoot {
                 do {
                     _ = try await connection.client.folders.get(id: rootFolder)
@@ -109,7 +116,7 @@ struct MountCommand: AsyncParsableCommand {
                 }
             }
             let filesystem = MediaFilesystem(
-                client: connection.client, http: connection.http, tus: tus, attributes: attributes,
+                client: connection.client, http: connection.http, journal: journal, attributes: attributes,
                 configuration: configuration, logger: logger)
             let session = try FuseSession(
                 mountpoint: mountpoint, filesystem: filesystem,
@@ -121,6 +128,7 @@ struct MountCommand: AsyncParsableCommand {
             Console.line("mediafs: mounted \(connection.embedded.map { "the embedded Media Manager (\($0.baseURL))" } ?? "the Media Manager") on \(mountpoint)\(readOnly ? " read-only" : ""); Ctrl-C to unmount")
             try await session.run()
             signals.forEach { $0.cancel() }
+            await filesystem.shutdown(timeout: .seconds(30))
             Console.line("mediafs: unmounted \(mountpoint)")
         } catch {
             await connection.close()
@@ -158,4 +166,28 @@ struct MountCommand: AsyncParsableCommand {
     }
 }
 
-extension WriteMode: ExpressibleByArgument {}
+
+/// A size given as bytes or with a unit: `512M`, `10G`, `1T` (powers of 1024).
+struct ByteCount: ExpressibleByArgument, Sendable {
+    let bytes: Int64
+
+    init(_ bytes: Int64) { self.bytes = bytes }
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [(String, Int64)] = [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
+        var number = text
+        var unit: Int64 = 1
+        for (suffix, value) in units where text.hasSuffix(suffix) || text.hasSuffix(suffix + "B") || text.hasSuffix(suffix + "IB") {
+            number = String(text.prefix { $0.isNumber })
+            unit = value
+            break
+        }
+        guard !number.isEmpty, number.allSatisfy(\.isNumber), let value = Int64(number), value > 0 else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: unit)
+        guard !overflow else { return nil }
+        self.bytes = bytes
+    }
+
+    var defaultValueDescription: String { "\(bytes >> 30)G" }
+}

@@ -3,6 +3,7 @@ import Crypto
 import Dispatch
 import Foundation
 import FuseBridge
+import Journal
 import Logging
 import MediaFS
 import MediaManager
@@ -21,12 +22,13 @@ struct MountFixture {
 
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
         server configureServer: (inout MediaServerConfiguration) -> Void = { _ in },
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with(configure: configureServer) { server in
-            try await mounted(server: server, configure: configure, outageLimit: outageLimit, body)
+            try await mounted(server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, body)
         }
     }
 
@@ -34,6 +36,7 @@ struct MountFixture {
     static func mounted<T>(
         server: TestMediaServer,
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
@@ -44,16 +47,20 @@ struct MountFixture {
             httpClient: HTTPClient.shared, logger: logger)
         var configuration = FilesystemConfiguration(
             entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
-        configuration.cacheDirectory = server.directory.path + "/cache"
         configure(&configuration)
         let tus = TusClient(
             configuration: .init(
-                chunkSize: configuration.chunkSize,
                 retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)),
             httpClient: HTTPClient.shared, logger: logger)
         let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
+        var journalConfiguration = Journal.Configuration(
+            directory: server.directory.path + "/cache/journal", scope: "test", outageLimit: outageLimit,
+            retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit))
+        configureJournal(&journalConfiguration)
+        let journal = try Journal(
+            configuration: journalConfiguration, client: client, tus: tus, attributes: attributes, logger: logger)
         let filesystem = MediaFilesystem(
-            client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
+            client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
         let mountpoint = server.directory.path + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
@@ -63,10 +70,12 @@ struct MountFixture {
             let result = try await body(fixture)
             session.unmount()
             try await loop.value
+            await filesystem.shutdown(timeout: .seconds(30))
             return result
         } catch {
             session.unmount()
             _ = try? await loop.value
+            await filesystem.shutdown(timeout: .seconds(1))
             throw error
         }
     }

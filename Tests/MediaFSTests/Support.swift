@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Journal
 import Logging
 import MediaFS
 import MediaManager
@@ -26,15 +27,16 @@ struct FilesystemFixture {
                 configuration: .init(baseURL: server.baseURL, apiKey: key, siteID: nil), httpClient: HTTPClient.shared, logger: logger)
             var configuration = FilesystemConfiguration(
                 entryTTL: .milliseconds(200), attributeTTL: .milliseconds(200), directoryTTL: .milliseconds(200))
-            configuration.cacheDirectory = server.directory.path + "/cache"
             configure(&configuration)
             let attributesPath = server.directory.path + "/attributes.sqlite"
-            let tus = TusClient(
-                configuration: .init(chunkSize: configuration.chunkSize, retry: RetryPolicy(outageLimit: outageLimit)),
-                httpClient: HTTPClient.shared, logger: logger)
+            let tus = TusClient(configuration: .init(retry: RetryPolicy(outageLimit: outageLimit)), httpClient: HTTPClient.shared, logger: logger)
             let attributes = try AttributeStore(path: attributesPath, scope: server.baseURL, logger: logger)
+            let journal = try Journal(
+                configuration: .init(directory: server.directory.path + "/cache/journal", scope: server.baseURL, outageLimit: outageLimit),
+                client: client, tus: tus, attributes: attributes, logger: logger)
             let filesystem = MediaFilesystem(
-                client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
+                client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
+            defer { Task { await filesystem.shutdown(timeout: .zero) } }
             return try await body(FilesystemFixture(server: server, client: client, filesystem: filesystem))
         }
     }
