@@ -255,6 +255,15 @@ public final class Journal: Sendable {
         state.withLock { state in state.records[id].map(Self.entry) }
     }
 
+    /// The saved file of a record that is saved (finalized, or finished recently).
+    public func savedFile(_ id: String) -> MediaManager.FileDescriptor? {
+        state.withLock { state in
+            if let runtime = state.records[id] { return runtime.record.state == .finalized ? runtime.record.file : nil }
+            if case .success(let file)? = state.outcomes[id] { return file }
+            return nil
+        }
+    }
+
     /// Every pending record (not yet in the Media Manager), oldest first.
     public func entries() -> [Entry] {
         state.withLock { state in

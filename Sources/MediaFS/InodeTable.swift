@@ -9,6 +9,9 @@ struct InodeTable: Sendable {
     private var inodeByKey: [String: InodeNumber] = [:]
     private var nextInode: InodeNumber = 2
     var listings: [InodeNumber: Listing] = [:]
+    /// Files of each folder saved (pending → saved) since its listing was last set: a listing read
+    /// before they were saved keeps them.
+    private var saved: [InodeNumber: [InodeNumber]] = [:]
     /// Bumped on every local change of a folder, so that a listing fetched meanwhile is not
     /// taken as the truth (it may predate the change).
     var generations: [InodeNumber: UInt64] = [:]
@@ -68,6 +71,17 @@ struct InodeTable: Sendable {
         listings[directory]?.fetched = now - .seconds(86_400)
     }
 
+    /// A file of its folder was saved.
+    mutating func noteSaved(_ inode: InodeNumber) {
+        guard let parent = nodes[inode]?.parent, listings[parent] != nil else { return }
+        saved[parent, default: []].append(inode)
+    }
+
+    /// The files saved in `directory` since its listing was last set.
+    mutating func takeSaved(_ directory: InodeNumber) -> [InodeNumber] {
+        saved.removeValue(forKey: directory) ?? []
+    }
+
     mutating func bumpGeneration(_ directory: InodeNumber) {
         generations[directory, default: 0] += 1
     }
@@ -111,7 +125,9 @@ struct InodeTable: Sendable {
         return changes
     }
 
-    /// Adds one child to a cached listing (after a local create).
+    /// Adds one child to a cached listing (after a local create). A saved item makes a listing
+    /// being fetched stale; a file being written does not (listings take those from the
+    /// journal).
     mutating func addChild(_ directory: InodeNumber, name: String, item: RemoteItem, now: ContinuousClock.Instant) -> InodeNumber {
         let inode = upsert(item, parent: directory, name: name, now: now)
         if var listing = listings[directory] {
@@ -119,18 +135,20 @@ struct InodeTable: Sendable {
             listing.children[name] = inode
             listings[directory] = listing
         }
-        bumpGeneration(directory)
+        if !item.isPending { bumpGeneration(directory) }
         return inode
     }
 
     /// Removes one child from a cached listing (after a local delete or a move away).
     mutating func removeChild(_ directory: InodeNumber, name: String, detach shouldDetach: Bool) {
+        var pending = false
         if var listing = listings[directory], let inode = listing.children.removeValue(forKey: name) {
             listing.names.removeAll { $0 == name }
             listings[directory] = listing
+            pending = nodes[inode]?.item.isPending ?? false
             if shouldDetach { detach(inode) }
         }
-        bumpGeneration(directory)
+        if !pending { bumpGeneration(directory) }
     }
 
     /// Children of `directory` that are files being written (not in the Media Manager yet).
@@ -167,6 +185,7 @@ struct InodeTable: Sendable {
         if let node = nodes.removeValue(forKey: inode) {
             listings[inode] = nil
             generations[inode] = nil
+            saved[inode] = nil
             _ = node
         }
     }

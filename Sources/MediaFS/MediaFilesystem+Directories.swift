@@ -36,7 +36,7 @@ extension MediaFilesystem {
     private func fetchListing(_ directory: InodeNumber) async throws {
         defer { _ = state.withLock { $0.refreshing.removeValue(forKey: directory) } }
         let folderId = try self.directory(directory).item.id
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             let generation = state.withLock { $0.table.generation(directory) }
             var items: [RemoteItem] = []
             var cursor: String?
@@ -54,28 +54,32 @@ extension MediaFilesystem {
                 items += page.files.map(RemoteItem.init(file:))
                 cursor = page.nextCursor.nextCursor
             } while cursor != nil
-            let pending = journal.entries()
-            let replaced = Set(pending.flatMap(\.replacing))
-            items.removeAll { replaced.contains($0.id) }
-            items.sort { ($0.created, $0.id) < ($1.created, $1.id) }
-            // Files being written here come first: they keep their names, and a file the Media
-            // Manager lists under the same name is numbered.
-            let local = pending.filter { $0.parentFolderId == folderId }.map(RemoteItem.pending)
-            let localNames = NameMapping.uniqueNames(local.map(\.displayName))
-            let names = NameMapping.uniqueNames(items.map(\.displayName), reserved: Set(localNames))
             let now = clock.now
             let (applied, changes) = state.withLock { state -> (Bool, [InodeTable.Change]) in
-                // A local change during the fetch makes this listing stale: fetch again.
+                // A change of a saved item here during the fetch makes this listing stale: fetch
+                // again. (Files being written come from the journal, as of now.)
                 guard state.table.generation(directory) == generation else { return (false, []) }
-                // A file saved since the journal was asked keeps its entry until it is adopted.
-                let saved = state.table.pendingChildren(directory).filter { _, inode in
-                    guard let record = state.table[inode]?.item.record else { return false }
-                    return !local.contains { $0.record == record } && journal.uploadState(record) == "done"
+                // Files saved since they were shown take their ids now, so that the listing
+                // finds them under their inodes; one saved after the listing was read is kept.
+                var saved: [RemoteItem] = state.table.takeSaved(directory).compactMap { state.table[$0]?.item }
+                for (_, inode) in state.table.pendingChildren(directory) {
+                    guard let record = state.table[inode]?.item.record, let file = journal.savedFile(record) else { continue }
+                    state.table.rekey(inode, to: RemoteItem(file: file), now: now)
+                    saved.append(RemoteItem(file: file))
                 }
-                let entries = Array(zip(names, items)) + Array(zip(localNames, local))
-                    + saved.compactMap { name, inode in state.table[inode].map { (name, $0.item) } }
-                let changes = state.table.setListing(directory, entries: entries, now: now)
-                return (true, changes)
+                let pending = journal.entries()
+                let replaced = Set(pending.flatMap(\.replacing))
+                var remote = items.filter { !replaced.contains($0.id) }
+                let listed = Set(remote.map(\.id))
+                remote += saved.filter { !listed.contains($0.id) }
+                remote.sort { ($0.created, $0.id) < ($1.created, $1.id) }
+                // Files being written here keep their names; an item the Media Manager lists
+                // under the same name is numbered.
+                let local = pending.filter { $0.parentFolderId == folderId }.map(RemoteItem.pending)
+                let localNames = NameMapping.uniqueNames(local.map(\.displayName))
+                let names = NameMapping.uniqueNames(remote.map(\.displayName), reserved: Set(localNames))
+                let entries = Array(zip(names, remote)) + Array(zip(localNames, local))
+                return (true, state.table.setListing(directory, entries: entries, now: now))
             }
             if !changes.isEmpty { invalidateKernelCaches(changes) }
             if applied { return }

@@ -135,7 +135,6 @@ extension MediaFilesystem {
         let now = clock.now
         state.withLock { state in
             state.table.rekey(node.inode, to: .pending(pending), now: now)
-            state.table.bumpGeneration(node.parent)
         }
         return record
     }
@@ -324,7 +323,7 @@ extension MediaFilesystem {
         state.withLock { state in
             guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return }
             state.table.rekey(inode, to: RemoteItem(file: file), now: now)
-            if let parent = state.table[inode]?.parent { state.table.bumpGeneration(parent) }
+            state.table.noteSaved(inode)
         }
     }
 
