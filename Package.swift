@@ -191,9 +191,11 @@ let package = Package(
             name: "mediafsTests",
             dependencies: [
                 "mediafs",
+                "MediaManager",
                 "MediaServer",
                 "MediaServerTesting",
                 "FaultInjection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

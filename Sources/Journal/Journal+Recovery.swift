@@ -79,7 +79,7 @@ extension Journal {
             logger.notice("\(queued) file(s) left by the previous mount are queued; their uploads resume now")
         }
         for record in abandoned {
-            Task { await self.release(record) }
+            releaseTask(record)
         }
     }
 

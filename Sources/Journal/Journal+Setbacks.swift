@@ -145,28 +145,36 @@ extension Journal {
     }
 
     /// Removes an abandoned record for good, terminating its tus upload first (if that fails, the
-    /// record stays and the next mount tries again).
+    /// record stays and the next mount tries again). Shutdown waits for it.
     func release(_ record: JournalRecord) async {
-        guard let location = record.tusLocation else {
-            try? await store.delete(record.id)
-            return
-        }
-        var abandoned = record
-        abandoned.state = .abandoned
-        try? await store.save(abandoned)
-        let cleanup = Task {
-            do {
-                try await tus.terminate(uploadURL: location)
-                try await store.delete(record.id)
-            } catch {
-                logger.debug(
-                    "Terminating an abandoned upload failed; the next mount tries again", metadata: ["error": "\(error)"])
-            }
-        }
+        await releaseTask(record).value
+    }
+
+    /// Starts removing an abandoned record; the task is registered at once, so that a drain
+    /// started right after waits for it.
+    @discardableResult
+    func releaseTask(_ record: JournalRecord) -> Task<Void, Never> {
         let key = UUID()
-        state.withLock { $0.cleanups[key] = cleanup }
-        await cleanup.value
-        _ = state.withLock { $0.cleanups.removeValue(forKey: key) }
+        return state.withLock { state in
+            let task = Task {
+                defer { _ = self.state.withLock { $0.cleanups.removeValue(forKey: key) } }
+                guard let location = record.tusLocation else {
+                    try? await store.delete(record.id)
+                    return
+                }
+                var abandoned = record
+                abandoned.state = .abandoned
+                try? await store.save(abandoned)
+                do {
+                    try await tus.terminate(uploadURL: location)
+                    try await store.delete(record.id)
+                } catch {
+                    logger.debug("Terminating an abandoned upload failed; the next mount tries again", metadata: ["error": "\(error)"])
+                }
+            }
+            state.cleanups[key] = task
+            return task
+        }
     }
 
     // MARK: Classifying errors

@@ -18,6 +18,9 @@ enum TransferSetback: Error {
 }
 
 extension Journal {
+    /// Files up to this size go whole in the request that creates their upload.
+    static let wholeWithCreation: Int64 = 4 << 20
+
     // MARK: Scheduling (under the lock)
 
     /// Starts transfers for sealed records while slots are free: records someone waits for first,
@@ -206,35 +209,35 @@ extension Journal {
                 return (range, runtime.record, try openData(&state, id))
             }
             guard let claim else { return }
-            let acknowledged: Int64
-            if let location = claim.record.tusLocation {
-                acknowledged = try await tus.send(claim.file, range: claim.range, to: location, capabilities: capabilities)
-            } else {
-                let created: (url: String, offset: Int64)
-                do {
-                    created = try await tus.create(
-                        at: url, length: nil, metadata: metadata(claim.record, token: token), capabilities: capabilities,
-                        sending: claim.file, range: claim.range)
-                } catch let error as ResumableError where error.status == 400 {
-                    // The server takes no bytes before the length is known: files go out once closed.
-                    logger.notice(
-                        "The upload server wants each file's length before its bytes; files are uploaded once closed",
-                        metadata: ["error": "\(error)"])
-                    state.withLock { state in
-                        state.streaming = false
-                        state.records[id]?.claimed = 0
-                    }
-                    return
-                }
+            var location = claim.record.tusLocation
+            if location == nil {
+                // Created empty and recorded before any byte goes, so that a crash can always
+                // terminate it.
+                let created = try await tus.create(
+                    at: url, length: nil, metadata: metadata(claim.record, token: token), capabilities: capabilities)
                 state.withLock { state in
-                    state.streaming = true
                     state.records[id]?.record.tusLocation = created.url
                     state.records[id]?.record.tusLengthDeclared = false
                 }
-                // Recorded so that a crash can terminate it.
                 try await persist(id)
-                acknowledged = created.offset
+                location = created.url
             }
+            let acknowledged: Int64
+            do {
+                acknowledged = try await tus.send(claim.file, range: claim.range, to: location!, capabilities: capabilities)
+            } catch let error as ResumableError where error.status == 400 && state.withLock({ $0.streaming == nil }) {
+                // The server takes no bytes before the length is known: files go out once closed.
+                logger.notice(
+                    "The upload server wants each file's length before its bytes; files are uploaded once closed",
+                    metadata: ["error": "\(error)"])
+                state.withLock { state in
+                    state.streaming = false
+                    state.records[id]?.claimed = 0
+                }
+                await dropUpload(id, newToken: false)
+                return
+            }
+            state.withLock { $0.streaming = true }
             acknowledge(id, acknowledged)
         }
     }
@@ -290,7 +293,10 @@ extension Journal {
             position = server.offset
             declare = server.length == nil ? size : nil
         } else {
-            let first = 0..<min(size, Int64(configuration.maximumPatch))
+            // A small file goes whole with the creation (one round trip); a larger one's upload is
+            // created empty and recorded before its bytes go, so that a crash leaves no upload
+            // the journal does not know.
+            let first = 0..<(size <= Self.wholeWithCreation ? size : 0)
             state.withLock { state in
                 if let claimed = state.records[id]?.claimed { state.records[id]?.claimed = max(claimed, first.upperBound) }
             }

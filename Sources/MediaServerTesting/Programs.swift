@@ -127,4 +127,8 @@ public enum Programs {
 public struct ProgramError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+
+    public init(message: String) {
+        self.message = message
+    }
 }
