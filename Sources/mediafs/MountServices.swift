@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Dispatch
+import Foundation
+import FuseBridge
+import Logging
+import MediaFS
+import MediaServer
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import CDispatch  // declares struct stat and timespec for Swift on Linux
+import Glibc
+#endif
+
+/// The mount as a service: serves FUSE until unmounted, reports readiness once the mount answers,
+/// and at the end drains the filesystem.
+///
+/// Unmounting, whichever way it starts (SIGINT/SIGTERM through the service group, `umount`,
+/// `fusermount3 -u`), goes in order: the FUSE session stops taking requests and finishes those in
+/// flight (its `run()` returns), then the filesystem drains its uploads (bounded by the drain
+/// timeout). The service group then stops the HTTP client and the embedded server, in that order.
+struct MountService: Service {
+    let session: FuseSession
+    let filesystem: MediaFilesystem
+    let mountpoint: String
+    let drainTimeout: Duration
+    /// Said once the mount answers: "mounted … on …".
+    let readyMessage: String
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await session.run() }
+                do {
+                    try await MountProbe.waitUntilMounted(mountpoint, timeout: .seconds(30))
+                } catch {
+                    Readiness.failed("\(error)")
+                    session.unmount()
+                    try await group.waitForAll()
+                    throw error
+                }
+                logger.info("Mounted", metadata: ["mountpoint": "\(mountpoint)"])
+                notifier.ready(status: readyMessage)
+                if Readiness.isAwaited {
+                    Readiness.ready(readyMessage)
+                } else {
+                    Console.line("mediafs: \(readyMessage); Ctrl-C to unmount")
+                }
+                try await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            notifier.stopping(status: "Unmounting \(mountpoint)")
+            logger.notice("Unmounting \(mountpoint): taking no new requests, finishing those in flight")
+            session.unmount()
+        }
+        notifier.stopping(status: "Unmounting \(mountpoint)")
+        let clock = ContinuousClock()
+        let start = clock.now
+        logger.info("Unmounted \(mountpoint); draining uploads (at most \(drainTimeout))")
+        await filesystem.shutdown(timeout: drainTimeout)
+        let elapsed = clock.now - start
+        if elapsed > drainTimeout {
+            logger.warning("Draining took \(elapsed), more than --drain-timeout \(drainTimeout)")
+        } else {
+            logger.info("Drained in \(elapsed)")
+        }
+    }
+}
+
+/// The HTTP client as a service: shut down after the mount is drained.
+struct HTTPClientService: Service {
+    let http: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await http.shutdown()
+    }
+}
+
+/// The embedded Media Manager as a service: stopped last.
+struct EmbeddedServerService: Service {
+    let server: MediaServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.stop()
+    }
+}
+
+/// Checks from outside the FUSE loop that the mount answers.
+enum MountProbe {
+    /// Waits until a `stat` of `mountpoint` is answered by the mount (its device differs from its
+    /// parent directory's). The stat runs on a thread of its own: a mount that does not answer
+    /// would block it.
+    static func waitUntilMounted(_ mountpoint: String, timeout: Duration) async throws {
+        let parent = (mountpoint as NSString).deletingLastPathComponent
+        let answer = try await Blocking.run(timeout: timeout, what: "the mount to answer a stat") { () -> (Int32, UInt64, UInt64) in
+            var mounted = stat()
+            var below = stat()
+            guard stat(mountpoint, &mounted) == 0 else { return (errno, 0, 0) }
+            guard stat(parent.isEmpty ? "/" : parent, &below) == 0 else { return (errno, 0, 0) }
+            return (0, UInt64(mounted.st_dev), UInt64(below.st_dev))
+        }
+        guard answer.0 == 0 else {
+            throw CommandFailure("The mount at \(mountpoint) does not answer: \(String(cString: strerror(answer.0)))")
+        }
+        guard answer.1 != answer.2 else {
+            throw CommandFailure("\(mountpoint) is not mounted any more (it was unmounted while starting)")
+        }
+    }
+}
+
+/// Runs blocking system calls off the concurrency pool, with a deadline.
+enum Blocking {
+    /// Runs `body` on a dispatch thread; throws if it has not returned within `timeout` (the
+    /// thread is then left to finish on its own).
+    static func run<T: Sendable>(timeout: Duration, what: String, _ body: @escaping @Sendable () -> T) async throws -> T {
+        let once = Once<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            DispatchQueue.global().async { once.resume(with: .success(body())) }
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+                once.resume(with: .failure(CommandFailure("Timed out after \(timeout) waiting for \(what)")))
+            }
+        }
+    }
+
+    /// Resumes a continuation once, whichever of its resumers comes first.
+    private final class Once<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, result: Result<T, any Error>?)>((nil, nil))
+
+        func set(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                if let result = state.result { return result }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        func resume(with result: Result<T, any Error>) {
+            let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+                guard state.result == nil else { return nil }
+                state.result = result
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(with: result)
+        }
+    }
+}
