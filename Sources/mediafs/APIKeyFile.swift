@@ -32,7 +32,7 @@ enum APIKeyFile {
         if mode & 0o077 != 0 {
             let who = mode & 0o007 != 0 ? "other users" : "its group"
             throw CommandFailure(
-                "The API key file \(path) can be read by \(who) (mode \(String(mode, radix: 8))); "
+                "The API key file \(path) can be read by \(who) (mode \(String(format: "%04o", mode))); "
                     + "make it private to its owner: chmod 600 \(path)")
         }
         if status.st_uid != geteuid() && status.st_uid != 0 {

@@ -15,7 +15,7 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "API key (or MEDIAFS_API_KEY). Other users of the machine can read a command line: prefer --api-key-file.")
     var apiKey: String?
 
-    @Option(name: .long, help: "Read the API key from this file, which only its owner may read (chmod 600) (or MEDIAFS_API_KEY_FILE).")
+    @Option(name: .long, help: ArgumentHelp("Read the API key from this file, which only its owner may read (chmod 600) (or MEDIAFS_API_KEY_FILE).", valueName: "file"))
     var apiKeyFile: String?
 
     /// How a detached mount receives the key: never on its command line.

@@ -54,7 +54,7 @@ struct LoggingOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (or MEDIAFS_LOG_LEVEL).")
     var logLevel: String?
 
-    @Option(name: .long, help: "Write the log to this file (appended). Without it, a detached mount logs to the journal or syslog.")
+    @Option(name: .long, help: ArgumentHelp("Write the log to this file (appended). Without it, a detached mount logs to the journal or syslog.", valueName: "file"))
     var logFile: String?
 
     var level: Logger.Level {

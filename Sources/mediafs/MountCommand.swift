@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Dispatch
 import Foundation
 import FuseBridge
@@ -6,6 +7,7 @@ import Logging
 import MediaFS
 import MediaManager
 import MediaServer
+import NIOCore
 import Resumable
 import ServiceLifecycle
 import UnixSignals
@@ -48,11 +50,12 @@ struct MountCommand: AsyncParsableCommand {
 
     @Option(
         name: .customShort("o"),
-        help: """
+        help: ArgumentHelp(
+            """
             Mount options, comma-separated: this command's options as name=value or name \
             (api_key_file=FILE, uid=1000, read_only), FUSE's (allow_root, nosuid, nodev, noexec, \
             noatime, …); mount(8)'s (_netdev, nofail, noauto, x-systemd.*) are ignored.
-            """)
+            """, valueName: "options"))
     var options: [String] = []
 
     @Option(name: .long, help: "Seconds the kernel keeps attributes and names.")
@@ -76,19 +79,19 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Directory for spooled files (default: $XDG_CACHE_HOME/mediafs).")
     var cacheDir: String?
 
-    @Option(name: .long, help: "Owner (user name or id) of files and folders with no stored owner (default: the user mounting).")
+    @Option(name: .long, help: ArgumentHelp("Owner (user name or id) of files and folders with no stored owner (default: the user mounting).", valueName: "user"))
     var uid: String?
 
-    @Option(name: .long, help: "Group (name or id) of files and folders with no stored group (default: the user's group).")
+    @Option(name: .long, help: ArgumentHelp("Group (name or id) of files and folders with no stored group (default: the user's group).", valueName: "group"))
     var gid: String?
 
-    @Option(name: .long, help: "Octal bits cleared from 0666 (files) and 0777 (folders) that have no stored mode (default: 022).")
+    @Option(name: .long, help: ArgumentHelp("Octal bits cleared from 0666 (files) and 0777 (folders) that have no stored mode (default: 022).", valueName: "bits"))
     var umask: String?
 
-    @Option(name: .long, help: "Octal mode of files with no stored mode (overrides --umask).")
+    @Option(name: .long, help: ArgumentHelp("Octal mode of files with no stored mode (overrides --umask).", valueName: "mode"))
     var fileMode: String?
 
-    @Option(name: .long, help: "Octal mode of folders with no stored mode (overrides --umask).")
+    @Option(name: .long, help: ArgumentHelp("Octal mode of folders with no stored mode (overrides --umask).", valueName: "mode"))
     var dirMode: String?
 
     @Flag(name: .long, help: "Let users other than the one mounting use the mount (FUSE allow_other; a user other than root needs user_allow_other in /etc/fuse.conf).")
@@ -106,7 +109,7 @@ struct MountCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Stay in the foreground (the default, except when started by mount(8)).")
     var foreground = false
 
-    @Option(name: .long, help: "Seconds unmounting waits for uploads in progress to finish.")
+    @Option(name: .long, help: ArgumentHelp("Seconds unmounting waits for uploads in progress to finish.", valueName: "seconds"))
     var drainTimeout: Double = 30
 
     /// Started by mount(8) (see ``Invocation``): detach unless --foreground, succeed silently.
@@ -257,7 +260,17 @@ struct MountCommand: AsyncParsableCommand {
         let filesystem: MediaFilesystem
         let readOnlyMount: Bool
         do {
-            let (scopeReadOnly, reason) = try await Self.probeScope(connection.client, logger: logger)
+            let (scopeReadOnly, reason) = try await Self.withStartupClient(connection.client.configuration, logger: logger) { client in
+                let scope = try await Self.probeScope(client, logger: logger)
+                if rootFolder != FolderID.mediaRoot {
+                    do {
+                        _ = try await client.folders.get(id: rootFolder)
+                    } catch {
+                        throw CommandFailure("Cannot mount folder \(rootFolder) (--root-folder, or the source of the fstab line): \(error)")
+                    }
+                }
+                return scope
+            }
             let ownership = try self.ownership
             var configuration = FilesystemConfiguration(
                 rootFolderId: rootFolder,
@@ -286,13 +299,6 @@ struct MountCommand: AsyncParsableCommand {
                 path: Environment.stateHome + "/attributes.sqlite",
                 scope: connection.identity,
                 logger: logger)
-            if rootFolder != FolderID.mediaRoot {
-                do {
-                    _ = try await connection.client.folders.get(id: rootFolder)
-                } catch {
-                    throw CommandFailure("Cannot mount folder \(rootFolder) (--root-folder, or the source of the fstab line): \(error)")
-                }
-            }
             filesystem = MediaFilesystem(
                 client: connection.client, http: connection.http, tus: tus, attributes: attributes,
                 configuration: configuration, logger: logger)
@@ -327,6 +333,30 @@ struct MountCommand: AsyncParsableCommand {
 
     static func absolute(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// Runs the startup checks with a client of their own that reports at once: connection
+    /// attempts are not retried within a request (a refused connection fails it), a request has
+    /// 15 s, and only 3 attempts are made. The mount's own client keeps retrying through outages.
+    static func withStartupClient<T: Sendable>(
+        _ configuration: MediaManagerClient.Configuration, logger: Logger, _ body: (MediaManagerClient) async throws -> T
+    ) async throws -> T {
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(15))
+        httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
+        var probeConfiguration = configuration
+        probeConfiguration.timeouts.request = .seconds(15)
+        probeConfiguration.retry = .init(maximumAttempts: 3, initialDelay: .milliseconds(200), maximumDelay: .seconds(2))
+        let client = MediaManagerClient(configuration: probeConfiguration, httpClient: http, logger: logger)
+        do {
+            let result = try await body(client)
+            try? await http.shutdown()
+            return result
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
     }
 
     /// Whether the key may change things: generating an upload URL needs the Manage scope and

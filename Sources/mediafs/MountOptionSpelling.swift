@@ -41,7 +41,8 @@ struct MountOptionSpelling: Sendable {
         "atime", "noatime", "diratime", "nodiratime", "lazytime", "nolazytime",
         "relatime", "norelatime", "strictatime", "nostrictatime",
     ]
-    static let fuseValues: Set<String> = ["fsname", "subtype", "max_read", "context", "fscontext", "defcontext", "rootcontext"]
+    /// (`user=NAME` is what mount(8) records for a mount a user made from fstab.)
+    static let fuseValues: Set<String> = ["fsname", "subtype", "max_read", "context", "fscontext", "defcontext", "rootcontext", "user"]
 
     /// Options of mount(8), fstab and systemd that mean nothing to a FUSE filesystem.
     static let ignoredFlags: Set<String> = [

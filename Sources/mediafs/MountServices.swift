@@ -59,14 +59,20 @@ struct MountService: Service {
         notifier.stopping(status: "Unmounting \(mountpoint)")
         let clock = ContinuousClock()
         let start = clock.now
-        logger.info("Unmounted \(mountpoint); draining uploads (at most \(drainTimeout))")
+        logger.info("Unmounted \(mountpoint); draining uploads (at most \(Self.seconds(drainTimeout)))")
         await filesystem.shutdown(timeout: drainTimeout)
         let elapsed = clock.now - start
         if elapsed > drainTimeout {
-            logger.warning("Draining took \(elapsed), more than --drain-timeout \(drainTimeout)")
+            logger.warning("Draining took \(Self.seconds(elapsed)), more than --drain-timeout \(Self.seconds(drainTimeout))")
         } else {
-            logger.info("Drained in \(elapsed)")
+            logger.info("Drained in \(Self.seconds(elapsed))")
         }
+    }
+
+    /// `1.2 s`.
+    static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.1f s", value)
     }
 }
 

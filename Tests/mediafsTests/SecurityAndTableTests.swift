@@ -1,10 +1,12 @@
 import Foundation
+import Logging
 import MediaServerTesting
 import Testing
 
 @testable import mediafs
 
 #if canImport(Glibc)
+import CDispatch
 import Glibc
 #endif
 
@@ -126,6 +128,44 @@ struct SecurityAndTableTests {
             }
             // Without NOTIFY_SOCKET nothing is sent and nothing fails.
             SystemdNotifier(environment: [:]).ready(status: "x")
+        }
+    }
+}
+
+@Suite("log destinations")
+struct LogDestinationTests {
+    @Test("the journal is chosen when stderr is the stream JOURNAL_STREAM names; --log-file wins; syslog when detached")
+    func choice() throws {
+        var status = stat()
+        #expect(fstat(STDERR_FILENO, &status) == 0)
+        #expect(LogDestination.standardErrorIsJournal(environment: ["JOURNAL_STREAM": "\(status.st_dev):\(status.st_ino)"]))
+        #expect(!LogDestination.standardErrorIsJournal(environment: ["JOURNAL_STREAM": "\(status.st_dev):\(status.st_ino &+ 1)"]))
+        #expect(!LogDestination.standardErrorIsJournal(environment: [:]))
+        #expect(LogDestination.choose(logFile: "/var/log/m.log", detached: true) == .file("/var/log/m.log"))
+        if !LogDestination.standardErrorIsJournal() {
+            #expect(LogDestination.choose(logFile: nil, detached: true) == .syslog)
+            #expect(LogDestination.choose(logFile: nil, detached: false) == .standardError)
+        }
+    }
+
+    @Test("log lines: timestamped in a file, with the syslog priority for the journal")
+    func lines() async throws {
+        try await TemporaryDirectory.with { directory in
+            let path = directory.path + "/log"
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            let sink = LogSink(fd: fd, ownsDescriptor: true)
+            let file = Logger(label: "mediafs") { LineLogHandler(label: $0, sink: sink, format: .timestamped, logLevel: .info) }
+            file.info("Mounted", metadata: ["mountpoint": "/mnt/media"])
+            file.debug("not shown")
+            let journal = Logger(label: "mediafs") { LineLogHandler(label: $0, sink: sink, format: .journal, logLevel: .debug) }
+            journal.warning("Draining took long")
+            journal.error("Mounting failed")
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+            #expect(lines.count == 3)
+            #expect(lines[0].hasSuffix(" info mediafs: Mounted mountpoint=/mnt/media"), "\(lines[0])")
+            #expect(lines[0].first?.isNumber == true && lines[0].contains("T") && lines[0].contains("Z "))
+            #expect(lines[1] == "<4>Draining took long")
+            #expect(lines[2] == "<3>Mounting failed")
         }
     }
 }

@@ -13,8 +13,8 @@ import Glibc
 /// unmounts and stops what it started, whatever happens.
 @Suite("mount as a system tool", .serialized, .enabled(if: getuid() == 0, "mount(8) and other users' access need root"))
 struct SystemMountTests {
-    /// A server, a private key file, an empty mount point and an environment in which mount(8)
-    /// finds `mediafs` (mount.fuse3 runs it through /bin/sh with mount's PATH).
+    /// A server, a private key file, an empty mount point, and state and cache directories of
+    /// the test's own.
     struct Setup {
         let server: TestMediaServer
         let mountpoint: String
@@ -30,10 +30,8 @@ struct SystemMountTests {
                 try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
                 let keyFile = directory + "/key"
                 try writeKeyFile(keyFile, key: TestMediaServer.apiKey, mode: 0o600)
-                let binaries = URL(fileURLWithPath: try Programs.mediafs).deletingLastPathComponent().path
-                let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
                 let environment = [
-                    "PATH": binaries + ":" + path, "XDG_STATE_HOME": directory + "/state", "XDG_CACHE_HOME": directory + "/cache",
+                    "XDG_STATE_HOME": directory + "/state", "XDG_CACHE_HOME": directory + "/cache",
                     "MEDIAFS_API_KEY": "", "MEDIAFS_SERVER": "",
                 ]
                 let setup = Setup(server: server, mountpoint: mountpoint, keyFile: keyFile, log: directory + "/mount.log", environment: environment)
@@ -41,10 +39,14 @@ struct SystemMountTests {
             }
         }
 
-        /// Writes an fstab holding one fuse.mediafs line for the mount point.
+        /// Writes an fstab holding one line for the mount point, in mount.fuse3's `PROGRAM#SOURCE`
+        /// form with type `fuse`. (mount(8) clears PATH, so for type fuse.mediafs mount.fuse3's
+        /// /bin/sh finds `mediafs` only where `make install` puts it, /usr/local/bin or /usr/bin;
+        /// the built binary is named by its path instead. mount.fuse3 runs both the same way.)
         func fstab(_ options: String) throws -> String {
             let path = directory + "/fstab"
-            try Data("# test\nmedia-root \(mountpoint) fuse.mediafs \(options) 0 0\n".utf8).write(to: URL(fileURLWithPath: path))
+            let line = "\(try Programs.mediafs)#media-root \(mountpoint) fuse \(options) 0 0\n"
+            try Data("# test\n\(line)".utf8).write(to: URL(fileURLWithPath: path))
             return path
         }
 
