@@ -12,8 +12,9 @@ MOUNTPOINT   ?= ./media
 APT_PACKAGES := libfuse3-dev fuse3 rsync curl attr pkg-config
 PIP_PACKAGES := tuspy==1.1.0 resumable-upload==0.3.0
 
-# Installation layout. mount(8) looks for mount.fuse.mediafs in /sbin only; elsewhere (the
-# default) it goes through mount.fuse3, which finds mediafs on PATH.
+# Installation layout. For an fstab line of type fuse.mediafs, mount(8) runs mount.fuse.mediafs if
+# it is in /sbin (SBINDIR=/sbin), and otherwise mount.fuse3, whose /bin/sh finds mediafs in
+# /usr/local/bin or /usr/bin (mount(8) clears PATH; those are in the shell's default one).
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 BINDIR       ?= $(PREFIX)/bin
