@@ -171,23 +171,16 @@ enum Daemon {
 
     /// Waits for `pid` to exit, at most `timeout`; describes how it ended.
     static func waitForExit(_ pid: pid_t, timeout: Duration) async -> String {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let deadline = ContinuousClock.now + timeout
+        do {
+            return try await Blocking.run(timeout: timeout, what: "the mount process to exit") {
                 var status: Int32 = 0
-                while ContinuousClock.now < deadline {
-                    let result = waitpid(pid, &status, WNOHANG)
-                    if result == pid {
-                        let exited = status & 0x7f == 0
-                        return continuation.resume(
-                            returning: exited ? "exit status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)")
-                    }
-                    if result < 0 { return continuation.resume(returning: "status unknown") }
-                    // A child that already reported exits at once; poll it briefly.
-                    usleep(20_000)
-                }
-                continuation.resume(returning: "still running")
+                var result: pid_t
+                repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+                guard result == pid else { return "status unknown" }
+                return status & 0x7f == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
             }
+        } catch {
+            return "still running"
         }
     }
 
