@@ -16,7 +16,7 @@ struct MediaFSCommand: AsyncParsableCommand {
             mount(8) runs mediafs as `mediafs SOURCE MOUNTPOINT -o OPTIONS` for an /etc/fstab line \
             of type fuse.mediafs; see `mediafs mount --help`.
             """,
-        subcommands: [MountCommand.self, ServeCommand.self, UploadCommand.self, URLCommand.self]
+        subcommands: [MountCommand.self, StatusCommand.self, SyncCommand.self, ServeCommand.self, UploadCommand.self, URLCommand.self]
     )
 
     /// Parses the command line, after turning the mount helper's form and `-o` options into the
