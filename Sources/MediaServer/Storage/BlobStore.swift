@@ -17,7 +17,7 @@ struct BlobStore: Sendable {
     init(directory: String, threadPool: NIOThreadPool = .singleton) throws {
         self.directory = directory
         self.threadPool = threadPool
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DataDirectory.createPrivateDirectory(directory)
     }
 
     func path(_ blobId: String) -> String {

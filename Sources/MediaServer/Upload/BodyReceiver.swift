@@ -87,7 +87,8 @@ struct BodyReceiver {
         do {
             for try await buffer in body {
                 let count = Int64(buffer.readableBytes)
-                if writer.offset + count > limit {
+                // `writer.offset` never passes `limit`, so the subtraction cannot overflow.
+                if count > limit - writer.offset {
                     try await writer.truncate(to: acknowledged)
                     throw Tus.error(
                         .contentTooLarge, "OUT_OF_RANGE",
