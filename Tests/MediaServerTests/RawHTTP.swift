@@ -22,6 +22,21 @@ enum RawHTTP {
         return sent
     }
 
+    /// Sends a request head and part of a body and leaves the connection open: a PATCH still
+    /// arriving. Close the returned channel to end it.
+    static func startPartial(host: String, port: Int, head: String, body: Data) async throws -> any Channel {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: head)).get()
+        var sent = 0
+        while sent < body.count {
+            let chunk = body[body.startIndex + sent..<body.startIndex + min(body.count, sent + 65536)]
+            try await channel.writeAndFlush(ByteBuffer(bytes: chunk)).get()
+            sent += chunk.count
+        }
+        return channel
+    }
+
     /// A response as it came off the wire.
     struct Response: Sendable, CustomStringConvertible {
         let status: Int
