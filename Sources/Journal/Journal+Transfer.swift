@@ -182,7 +182,10 @@ extension Journal {
         let discovered = try await tus.discover(creationURL: uploadURL)
         state.withLock { state in
             state.capabilities = discovered
-            if !discovered.supportsDeferredLength { state.streaming = false }
+            if !discovered.supportsDeferredLength {
+                state.streaming = false
+                wakeSpaceWaiters(&state)
+            }
         }
         return discovered
     }
@@ -233,6 +236,8 @@ extension Journal {
                 state.withLock { state in
                     state.streaming = false
                     state.records[id]?.claimed = 0
+                    // Writers held back for this file's streaming must not wait for it.
+                    wakeSpaceWaiters(&state)
                 }
                 await dropUpload(id, newToken: false)
                 return

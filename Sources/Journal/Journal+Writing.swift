@@ -22,6 +22,8 @@ extension Journal {
         let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
         guard !overflow else { throw JournalError(EFBIG, "A write at offset \(offset) is too large") }
         return try state.withLock { state throws(JournalError) -> Bool in
+            guard state.records[id] != nil else { throw JournalError.unknown(id) }
+            let file = try openData(&state, id)
             guard var runtime = state.records[id] else { throw JournalError.unknown(id) }
             if runtime.prefill != nil { return false }
             switch runtime.record.state {
@@ -34,8 +36,6 @@ extension Journal {
             if offset < runtime.claimed && !runtime.restart {
                 restart(&state, &runtime, reason: "a write at \(offset), behind the \(runtime.claimed) bytes already sent")
             }
-            let file = try openData(&state, id)
-            runtime = state.records[id] ?? runtime
             do throws(DataFileError) {
                 try file.write(bytes, at: offset)
             } catch {
@@ -73,12 +73,12 @@ extension Journal {
             throw JournalError(ESTALE, "The file was already saved; reopen it to change it")
         }
         try state.withLock { state throws(JournalError) in
-            guard var runtime = state.records[id], runtime.record.state == .open else { throw JournalError.unknown(id) }
+            guard state.records[id]?.record.state == .open else { throw JournalError.unknown(id) }
+            let file = try openData(&state, id)
+            guard var runtime = state.records[id] else { throw JournalError.unknown(id) }
             if length < runtime.claimed && !runtime.restart {
                 restart(&state, &runtime, reason: "truncated to \(length), below the \(runtime.claimed) bytes already sent")
             }
-            let file = try openData(&state, id)
-            runtime = state.records[id] ?? runtime
             do throws(DataFileError) {
                 try file.truncate(to: length)
             } catch {
@@ -342,7 +342,7 @@ extension Journal {
             guard runtime.counted > 0 else { return false }
             switch runtime.record.state {
             case .sealed, .finalizing: return true
-            case .open: return state.streaming == true && !runtime.restart
+            case .open: return state.streaming != false && !runtime.restart
             case .finalized, .failed, .abandoned: return false
             }
         }

@@ -24,11 +24,12 @@ struct MountFixture {
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
+        apiURL: String? = nil,
         server configureServer: (inout MediaServerConfiguration) -> Void = { _ in },
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with(configure: configureServer) { server in
-            try await mounted(server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, body)
+            try await mounted(server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, apiURL: apiURL, body)
         }
     }
 
@@ -38,12 +39,13 @@ struct MountFixture {
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
+        apiURL: String? = nil,
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.mount")
         logger.logLevel = ProcessInfo.processInfo.environment["MEDIAFS_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let client = MediaManagerClient(
-            configuration: .init(baseURL: server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
+            configuration: .init(baseURL: apiURL ?? server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
             httpClient: HTTPClient.shared, logger: logger)
         var configuration = FilesystemConfiguration(
             entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
