@@ -26,6 +26,9 @@ struct SystemMountTests {
         static func with(_ body: (Setup) async throws -> Void) async throws {
             try await TestMediaServer.with { server in
                 let directory = server.directory.path
+                // Other users must reach the mount point inside it (the server keeps its data
+                // directory private, 0700; what it holds stays 0700/0600).
+                chmod(directory, 0o755)
                 let mountpoint = directory + "/mnt"
                 try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
                 let keyFile = directory + "/key"
