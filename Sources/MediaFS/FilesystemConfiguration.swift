@@ -33,9 +33,9 @@ public struct FilesystemConfiguration: Sendable {
 
     public init(
         rootFolderId: String = "media-root",
-        entryTTL: Duration = .seconds(1),
-        attributeTTL: Duration = .seconds(1),
-        directoryTTL: Duration = .seconds(1),
+        entryTTL: Duration = .seconds(10),
+        attributeTTL: Duration = .seconds(10),
+        directoryTTL: Duration = .seconds(10),
         negativeTTL: Duration = .milliseconds(500),
         uid: UInt32 = UInt32(getuid()),
         gid: UInt32 = UInt32(getgid()),

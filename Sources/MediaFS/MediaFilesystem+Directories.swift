@@ -14,7 +14,7 @@ extension MediaFilesystem {
     func listing(_ directory: InodeNumber) async throws -> Listing {
         while true {
             let (cached, task) = state.withLock { state -> (Listing?, Task<Void, any Error>?) in
-                if let listing = state.table.listings[directory], clock.now - listing.fetched < configuration.directoryTTL {
+                if let listing = state.table.listing(directory), clock.now - listing.fetched < configuration.directoryTTL {
                     return (listing, nil)
                 }
                 if let running = state.refreshing[directory] { return (nil, running) }
@@ -28,7 +28,7 @@ extension MediaFilesystem {
             } catch {
                 throw FilesystemError.remote(error, "Listing a folder")
             }
-            if let listing = state.withLock({ $0.table.listings[directory] }) { return listing }
+            if let listing = state.withLock({ $0.table.listing(directory) }) { return listing }
         }
     }
 

@@ -154,11 +154,17 @@ public final class MediaFilesystem: Sendable {
         return node
     }
 
-    /// `getattr`: cached within the attribute TTL, fetched again after it.
+    /// `getattr`: cached within the attribute TTL, fetched again after it — with its folder's
+    /// listing when that folder was listed (one request for all the files a `stat` of each, as
+    /// rsync and find do, would ask about), else by itself.
     public func getattr(_ inode: InodeNumber) async throws -> NodeAttributes {
         let node = try node(inode)
         guard inode != InodeTable.root, !node.detached, !node.item.isPending, clock.now - node.fetched >= configuration.attributeTTL else {
             return attributes(of: node)
+        }
+        if state.withLock({ $0.table.listings[node.parent] != nil }) {
+            _ = try await listing(node.parent)
+            return attributes(of: try self.node(inode))
         }
         let item: RemoteItem
         do {

@@ -50,10 +50,10 @@ struct MountCommand: AsyncParsableCommand {
     var options: [String] = []
 
     @Option(name: .long, help: "Seconds the kernel keeps attributes and names.")
-    var attrTTL: Double = 1
+    var attrTTL: Double = 10
 
     @Option(name: .long, help: "Seconds a folder listing is reused; changes made elsewhere show up within this.")
-    var dirTTL: Double = 1
+    var dirTTL: Double = 10
 
     @Flag(name: .long, help: "close() returns once the bytes are durable in the local journal; uploads follow in the background (see `mediafs status`, `mediafs sync`).")
     var writeBack = false
