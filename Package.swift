@@ -28,10 +28,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
+        // MARK: The retry policy every network call shares
+        .target(name: "Backoff", swiftSettings: swiftSettings),
         // MARK: Wire models and API client
         .target(
             name: "MediaManager",
             dependencies: [
+                "Backoff",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -44,6 +47,7 @@ let package = Package(
         .target(
             name: "Resumable",
             dependencies: [
+                "Backoff",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -56,6 +60,7 @@ let package = Package(
         .target(
             name: "Journal",
             dependencies: [
+                "Backoff",
                 "MediaManager",
                 "Resumable",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -115,6 +120,7 @@ let package = Package(
         .executableTarget(
             name: "mediafs",
             dependencies: [
+                "Backoff",
                 "FuseBridge",
                 "Journal",
                 "Resumable",
@@ -157,6 +163,7 @@ let package = Package(
         .testTarget(
             name: "MediaFSTests",
             dependencies: [
+                "Backoff",
                 "Journal",
                 "MediaFS",
                 "MediaManager",
@@ -173,6 +180,7 @@ let package = Package(
         .testTarget(
             name: "FuseBridgeTests",
             dependencies: [
+                "Backoff",
                 "FuseBridge",
                 "Journal",
                 "MediaFS",
@@ -205,6 +213,7 @@ let package = Package(
         .testTarget(
             name: "MediaManagerTests",
             dependencies: [
+                "Backoff",
                 "MediaManager",
                 "MediaServer",
                 "FaultInjection",
@@ -219,6 +228,7 @@ let package = Package(
         .testTarget(
             name: "ResumableTests",
             dependencies: [
+                "Backoff",
                 "Resumable",
                 "MediaManager",
                 "MediaServer",

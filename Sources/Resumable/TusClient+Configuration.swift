@@ -1,3 +1,5 @@
+import Backoff
+
 extension TusClient {
     /// Settings of a ``TusClient``.
     public struct Configuration: Sendable {
@@ -32,6 +34,8 @@ extension TusClient {
         public var chunkSize: Int
         /// Backoff and outage limit.
         public var retry: RetryPolicy
+        /// How many times in a row a chunk may be rejected with `460 Checksum Mismatch` before failing.
+        public var maximumChecksumFailures: Int
         /// Connect and request timeouts.
         public var timeouts: Timeouts
         /// Whether to send `Upload-Checksum: sha1 …` when the server advertises `checksum` with `sha1`.
@@ -53,6 +57,7 @@ extension TusClient {
             checksums: Bool = true,
             additionalHeaders: [String: String] = [:],
             creationWithUpload: Bool = true,
+            maximumChecksumFailures: Int = 5,
             spoolDirectory: String? = nil
         ) {
             self.chunkSize = max(1, chunkSize)
@@ -61,6 +66,7 @@ extension TusClient {
             self.checksums = checksums
             self.additionalHeaders = additionalHeaders
             self.creationWithUpload = creationWithUpload
+            self.maximumChecksumFailures = max(1, maximumChecksumFailures)
             self.spoolDirectory = spoolDirectory
         }
     }

@@ -1,3 +1,4 @@
+import Backoff
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -302,7 +303,7 @@ extension TusClient {
                 try await backOff("PATCH: offset conflict (409)", status: 409, underlying: nil)
             case 460:
                 checksumFailures += 1
-                if checksumFailures >= configuration.retry.maximumChecksumFailures {
+                if checksumFailures >= configuration.maximumChecksumFailures {
                     throw ResumableError(
                         code: .checksumMismatch,
                         status: 460,

@@ -1,3 +1,4 @@
+import Backoff
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
@@ -152,7 +153,7 @@ extension MountCommand {
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
         var probeConfiguration = configuration
         probeConfiguration.timeouts.request = .seconds(15)
-        probeConfiguration.retry = .init(maximumAttempts: 3, initialDelay: .milliseconds(200), maximumDelay: .seconds(2))
+        probeConfiguration.retry = .init(initialDelay: .milliseconds(200), maximumDelay: .seconds(2), maximumAttempts: 3)
         let client = MediaManagerClient(configuration: probeConfiguration, httpClient: http, logger: logger)
         do {
             let result = try await body(client)

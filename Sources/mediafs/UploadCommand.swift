@@ -1,3 +1,4 @@
+import Backoff
 import ArgumentParser
 import Crypto
 import Foundation

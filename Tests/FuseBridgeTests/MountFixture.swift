@@ -1,3 +1,4 @@
+import Backoff
 import AsyncHTTPClient
 import Crypto
 import Dispatch

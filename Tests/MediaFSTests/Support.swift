@@ -1,3 +1,4 @@
+import Backoff
 import AsyncHTTPClient
 import Foundation
 import Journal

@@ -1,3 +1,4 @@
+import Backoff
 import FaultInjection
 import Foundation
 import MediaManager

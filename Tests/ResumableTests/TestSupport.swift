@@ -1,3 +1,4 @@
+import Backoff
 import Crypto
 import Foundation
 import Logging
