@@ -178,6 +178,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "JournalTests",
+            dependencies: [
+                "Backoff",
+                "Journal",
+                "MediaManager",
+                "MediaServerTesting",
+                "Resumable",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FuseBridgeTests",
             dependencies: [
                 "Backoff",
