@@ -460,11 +460,13 @@ extension Journal {
         guard var file = record.file else {
             throw TransferSetback.restartUpload("a saved record lost its file")
         }
-        if file.parentFolderId != record.parentFolderId || file.displayName != record.displayName {
+        let labels = record.labels.flatMap { $0 == file.labels ? nil : $0 }
+        if file.parentFolderId != record.parentFolderId || file.displayName != record.displayName || labels != nil {
             do {
                 file = try await client.files.update(
                     id: file.id,
                     displayName: file.displayName != record.displayName ? record.displayName : nil,
+                    labels: labels,
                     parentFolderId: file.parentFolderId != record.parentFolderId ? record.parentFolderId : nil)
             } catch let error as MediaManagerError where error.code == .notFound || error.code == .badRequest {
                 logger.error(

@@ -240,6 +240,20 @@ extension Journal {
         }
     }
 
+    /// Keeps labels to give the file once it is saved.
+    public func setLabels(_ id: String, _ labels: [String]) async throws(JournalError) {
+        guard state.withLock({ state -> Bool in
+            guard state.records[id] != nil else { return false }
+            state.records[id]?.record.labels = labels
+            return true
+        }) else { throw JournalError.unknown(id) }
+        do {
+            try await persist(id)
+        } catch {
+            throw JournalError(EIO, "Recording the labels in the journal failed: \(error)")
+        }
+    }
+
     // MARK: Waiting
 
     /// Waits until the Media Manager has the file (it goes first in the queue meanwhile), and

@@ -57,6 +57,8 @@ public final class Journal: Sendable {
         public let accessed: Date?
         public let created: Date
         public let lastError: String?
+        /// Labels set while pending (given to the file once saved).
+        public let labels: [String]?
     }
 
     public let configuration: Configuration
@@ -304,7 +306,7 @@ public final class Journal: Sendable {
             mimeType: record.mimeType, size: runtime.size, replacing: record.replacing, mode: record.mode, uid: record.uid,
             gid: record.gid, modified: record.modified.map(Date.init(timeIntervalSince1970:)),
             accessed: record.accessed.map(Date.init(timeIntervalSince1970:)), created: Date(timeIntervalSince1970: record.created),
-            lastError: record.lastError)
+            lastError: record.lastError, labels: record.labels)
     }
 
     // MARK: Bookkeeping (under the lock)

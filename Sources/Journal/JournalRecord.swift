@@ -38,6 +38,8 @@ public struct JournalRecord: Sendable, Hashable, Codable, Identifiable {
     public var mimeType: String
     /// Files this one replaces: they go to the trash once it is saved.
     public var replacing: [String]
+    /// Labels set while it was pending, given to the file once saved.
+    public var labels: [String]?
     /// The length once sealed (the size so far while open).
     public var size: Int64
     /// The resumable upload URL and its single-use token.
@@ -99,7 +101,7 @@ extension JournalRecord: FetchableRecord, PersistableRecord {
     enum Field: String, ColumnExpression {
         case id, scope, state, parentFolderId, displayName, mimeType, replacing, size, uploadURL, uploadToken, tokenFolderId
         case expectedFileId, tusLocation, acknowledged, tusLengthDeclared, file, mode, uid, gid, modified, accessed, created
-        case sealed, attempts, lastError
+        case sealed, attempts, lastError, labels
     }
 
 
@@ -111,6 +113,7 @@ extension JournalRecord: FetchableRecord, PersistableRecord {
         displayName = row[Field.displayName]
         mimeType = row[Field.mimeType]
         replacing = (try? JSONDecoder().decode([String].self, from: Data((row[Field.replacing] as String? ?? "[]").utf8))) ?? []
+        labels = (row[Field.labels] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
         size = row[Field.size]
         uploadURL = row[Field.uploadURL]
         uploadToken = row[Field.uploadToken]
@@ -139,6 +142,7 @@ extension JournalRecord: FetchableRecord, PersistableRecord {
         container[Field.displayName] = displayName
         container[Field.mimeType] = mimeType
         container[Field.replacing] = String(decoding: try JSONEncoder().encode(replacing), as: UTF8.self)
+        container[Field.labels] = try labels.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         container[Field.size] = size
         container[Field.uploadURL] = uploadURL
         container[Field.uploadToken] = uploadToken

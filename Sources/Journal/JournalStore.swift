@@ -85,6 +85,9 @@ final class JournalStore: Sendable {
                 table.column("lastError", .text)
             }
         }
+        migrator.registerMigration("v2-labels") { db in
+            try db.alter(table: "records") { table in table.add(column: "labels", .text) }
+        }
         return migrator
     }
 

@@ -49,7 +49,8 @@ extension MediaFilesystem {
         case (.file, "url"): value = item.url
         case (.file, "mediaType"): value = item.mediaType
         case (.file, "hash"): value = item.hash
-        case (.file, "labels"): value = item.labels.joined(separator: ",")
+        case (.file, "labels"):
+            value = (item.record.flatMap { journal.entry($0)?.labels } ?? item.labels).joined(separator: ",")
         case (.file, "operationStatus"): value = item.operationStatus
         case (.file, "mimeType"): value = try await mimeType(of: item)
         default: throw FilesystemError(ENODATA, "no attribute \(name)")
@@ -95,6 +96,11 @@ extension MediaFilesystem {
     }
 
     private func setLabels(_ node: Node, _ labels: [String]) async throws {
+        if let record = node.item.record {
+            // Being written: the file gets them once saved.
+            try await journaled { try await journal.setLabels(record, labels) }
+            return
+        }
         let file: MediaManager.FileDescriptor
         do {
             file = try await client.files.update(id: node.item.id, labels: labels)

@@ -105,7 +105,8 @@ struct JournalMountTests {
             #expect(try await mount.sh("cat one.txt two.txt").output == "onetwo")
             let waiting = try await mount.sh("getfattr -n user.mediafs.uploadState --only-values two.txt").output
             #expect(waiting.hasPrefix("queued") || waiting.hasPrefix("uploading"), "\(waiting)")
-            try await mount.sh("rm three.txt && mkdir sub && mv two.txt sub/deux.txt")
+            try await mount.sh("rm three.txt && mkdir sub && mv two.txt sub/deux.txt && setfattr -n user.mediafs.labels -v 'holiday,2026' one.txt")
+            #expect(try await mount.sh("getfattr -n user.mediafs.labels --only-values one.txt").output == "holiday,2026")
             #expect(try await mount.sh("ls").lines == ["one.txt", "sub"])
             #expect(try await mount.sh("cat sub/deux.txt").output == "two")
             let queue = try await mount.sh("getfattr -n user.mediafs.queue --only-values .").output
@@ -119,6 +120,7 @@ struct JournalMountTests {
             try await mount.sh("getfattr -n user.mediafs.sync . > /dev/null")
             // Saved under their final names in their final folders, once each; nothing trashed.
             #expect(try await mount.remoteFiles().keys.sorted() == ["one.txt"])
+            #expect(try await mount.remoteFiles()["one.txt"]?.labels == ["holiday", "2026"])
             #expect(try await mount.remoteFiles("sub").keys.sorted() == ["deux.txt"])
             #expect(try await mount.client.files.listDeleted().files.isEmpty)
             #expect(try await mount.sh("getfattr -n user.mediafs.uploadState --only-values sub/deux.txt").output == "done")
