@@ -245,5 +245,16 @@ struct InodeTable: Sendable {
         if inodeByKey[node.item.key] == inode { inodeByKey[node.item.key] = nil }
         generations[inode] = nil
         dropListing(inode)
+        compact()
+    }
+
+    /// A dictionary keeps its storage when it empties: once most of it is unused (the kernel
+    /// forgot a large tree), the maps are rebuilt at their size, so that the memory goes back.
+    private mutating func compact() {
+        guard nodes.capacity > 4096, nodes.count < nodes.capacity / 8 else { return }
+        nodes = Dictionary(uniqueKeysWithValues: nodes.map { ($0.key, $0.value) })
+        inodeByKey = Dictionary(uniqueKeysWithValues: inodeByKey.map { ($0.key, $0.value) })
+        generations = Dictionary(uniqueKeysWithValues: generations.map { ($0.key, $0.value) })
+        listingUse = Dictionary(uniqueKeysWithValues: listingUse.map { ($0.key, $0.value) })
     }
 }
