@@ -612,6 +612,8 @@ class Bench:
                     result["mediafs"]["cp"] = self.wan_cp(
                         big, mount.path("wan-big.bin"), lambda: server.stored(None, {"wan-big.bin": size}) == 1, timeout)
                     print("wan mediafs cp", result["mediafs"]["cp"], flush=True)
+                    result["curl"] = self.wan_ceiling(server, big)
+                    print("wan curl (up, down)", result["curl"], flush=True)
                     mount.start(fresh=True)  # nothing of the written file on local disk
                     drop_caches()
                     result["mediafs"]["cat"] = timed(["cat", mount.path("wan-big.bin")])
@@ -658,6 +660,19 @@ class Bench:
             serve.close()
         shutil.rmtree(served, ignore_errors=True)
         return result
+
+    @staticmethod
+    def wan_ceiling(server, source):
+        """What plain HTTP gets through the link: seconds for curl to PUT `source` as a simple
+        upload, and to GET the stored wan-big.bin (page cache dropped); both URLs point at the proxy."""
+        generated = server.call("POST", "/files/generate-upload-url",
+                                {"mimeType": "application/octet-stream", "fileName": "ceiling.bin"})
+        up = timed(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", "-H", "Content-Type: application/octet-stream",
+                    generated["uploadUrl"] + "?filename=ceiling.bin"])
+        url = next(f["url"] for f in server.files() if f["displayName"] == "wan-big.bin")
+        drop_caches()
+        down = timed(["curl", "-sf", "-o", "/dev/null", url])
+        return up, down
 
     @staticmethod
     def wan_cp(source, target, is_stored, timeout):
@@ -853,6 +868,12 @@ def wan_rows(args, w):
         rows.append((label, f"{rate / MiB:.1f} MiB/s, {100 * rate / up:.0f} % of the link (cp returns in {returned:.1f} s, "
                             f"stored after {stored:.1f} s)", target))
 
+    if w.get("curl"):
+        up_seconds, down_seconds = w["curl"]
+        rows.append((f"Ceiling: curl PUT of {args.wan_size_mib} MiB (simple upload)",
+                     f"{size / up_seconds / MiB:.1f} MiB/s, {100 * size / up_seconds / up:.0f} % of the link", ""))
+        rows.append((f"Ceiling: curl GET of {args.wan_size_mib} MiB (page cache dropped)",
+                     f"{size / down_seconds / MiB:.1f} MiB/s, {100 * size / down_seconds / down:.0f} % of the link", ""))
     cp(f"mediafs cp of {args.wan_size_mib} MiB (until stored)", m.get("cp"), "≥ 90 % of the link")
     cp(f"rclone cp of {args.wan_size_mib} MiB (until stored)", c.get("cp"), "")
 
