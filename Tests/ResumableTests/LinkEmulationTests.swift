@@ -6,7 +6,10 @@ import Testing
 
 /// The fault proxy's link emulation against real loopback servers: delay, caps shared by all
 /// connections, pipelining, order and integrity, bounded buffering; and its faults through it.
-/// Times are measured around transfers; tolerances are generous (a shared 2-core machine).
+/// Times are measured around transfers; tolerances are generous (a shared 2-core machine, with
+/// other suites in parallel): rates must stay under the cap and above half of it (stop-and-wait,
+/// one 64 KiB buffer per 40 ms round trip, would reach an eighth of it or less); delays are
+/// checked against the same exchange without the proxy.
 @Suite("Fault proxy link emulation", .serialized)
 struct LinkEmulationTests {
     static let mebibyte = 1024 * 1024
@@ -60,47 +63,62 @@ struct LinkEmulationTests {
 
     // MARK: Delay
 
-    @Test func roundTripsTakeTheSetDelayAndANewConnectionOneMore() async throws {
-        try await withProxy(in: .echo, link: Self.wideArea) { _, proxy in
-            let started = ContinuousClock.now
-            let connection = try await connectPeer(port: proxy.port)
-            let (first, pings) = try await connection.executeThenClose { inbound, outbound in
-                var iterator = inbound.makeAsyncIterator()
-                // Handshake (one round trip), then the request and its echo (another).
-                try await outbound.write(ByteBuffer(bytes: [1]))
-                _ = try await iterator.next()
-                let first = ContinuousClock.now - started
-                var pings: [Duration] = []
-                for index in 0..<6 {
-                    let sent = ContinuousClock.now
-                    try await outbound.write(ByteBuffer(bytes: [UInt8(index)]))
-                    let echoed = try await iterator.next()
-                    pings.append(ContinuousClock.now - sent)
-                    #expect(echoed?.readableBytesView.first == UInt8(index))
-                }
-                return (first, pings)
+    /// Opens a connection to an echo server on `port` and measures: the first exchange (from
+    /// before connecting until its echo) and `count` round trips of one byte after it.
+    func exchanges(port: Int, count: Int = 6) async throws -> (first: Duration, pings: [Duration]) {
+        let started = ContinuousClock.now
+        let connection = try await connectPeer(port: port)
+        return try await connection.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            try await outbound.write(ByteBuffer(bytes: [255]))
+            _ = try await iterator.next()
+            let first = ContinuousClock.now - started
+            var pings: [Duration] = []
+            for index in 0..<count {
+                let sent = ContinuousClock.now
+                try await outbound.write(ByteBuffer(bytes: [UInt8(index)]))
+                let echoed = try await iterator.next()
+                pings.append(ContinuousClock.now - sent)
+                #expect(echoed?.readableBytesView.first == UInt8(index))
             }
-            logger.info("round trips", metadata: ["first": "\(first)", "pings": "\(pings)"])
-            #expect(first >= .milliseconds(79))
-            #expect(first < .milliseconds(200))
+            return (first, pings)
+        }
+    }
+
+    func median(_ values: [Duration]) -> Duration {
+        values.sorted()[values.count / 2]
+    }
+
+    @Test func roundTripsTakeTheSetDelayAndANewConnectionOneMore() async throws {
+        try await withProxy(in: .echo, link: Self.wideArea) { server, proxy in
+            // What the machine itself adds (a loaded machine adds to both alike).
+            let direct = try await exchanges(port: server.port)
+            var firsts: [Duration] = []
+            var pings: [Duration] = []
+            for _ in 0..<3 {
+                // A new connection: the handshake (one round trip), then the byte and its echo (another).
+                let measured = try await exchanges(port: proxy.port)
+                firsts.append(measured.first)
+                pings += measured.pings
+            }
+            logger.info("round trips", metadata: ["firsts": "\(firsts)", "pings": "\(pings)", "direct": "\(direct.pings)"])
+            for first in firsts {
+                #expect(first >= .milliseconds(79))
+            }
             for ping in pings {
                 #expect(ping >= .milliseconds(39))
             }
-            #expect(pings.sorted()[pings.count / 2] < .milliseconds(70))
+            let baseline = median(direct.pings)
+            #expect(median(firsts) - direct.first < .milliseconds(80 + 100))
+            #expect(median(pings) - baseline < .milliseconds(40 + 30))
         }
     }
 
     @Test func withoutALinkBytesPassAtOnce() async throws {
-        try await withProxy(in: .echo, link: .unlimited) { _, proxy in
-            let connection = try await connectPeer(port: proxy.port)
-            let elapsed = try await connection.executeThenClose { inbound, outbound in
-                var iterator = inbound.makeAsyncIterator()
-                let started = ContinuousClock.now
-                try await outbound.write(ByteBuffer(bytes: [7]))
-                _ = try await iterator.next()
-                return ContinuousClock.now - started
-            }
-            #expect(elapsed < .milliseconds(30))
+        try await withProxy(in: .echo, link: .unlimited) { server, proxy in
+            let direct = try await exchanges(port: server.port)
+            let proxied = try await exchanges(port: proxy.port)
+            #expect(median(proxied.pings) - median(direct.pings) < .milliseconds(20))
         }
     }
 
@@ -119,7 +137,7 @@ struct LinkEmulationTests {
             let seconds = try #require(report.lastByte.flatMap { last in report.firstByte.map { (last - $0).seconds } })
             let rate = Double(report.bytes) / seconds
             logger.info("upstream", metadata: ["MB/s": "\(rate / 1e6)"])
-            #expect(rate > 0.75 * 12.5e6)
+            #expect(rate > 0.5 * 12.5e6)
             #expect(rate < 1.1 * 12.5e6)
             let statistics = try await proxy.statistics()
             #expect(statistics.bytesUpstream == Int64(payload.readableBytes))
@@ -147,7 +165,7 @@ struct LinkEmulationTests {
             let seconds = try #require(first.map { (last - $0).seconds })
             let rate = Double(received.readableBytes) / seconds
             logger.info("downstream", metadata: ["MB/s": "\(rate / 1e6)"])
-            #expect(rate > 0.75 * 25e6)
+            #expect(rate > 0.5 * 25e6)
             #expect(rate < 1.1 * 25e6)
         }
     }
@@ -175,11 +193,11 @@ struct LinkEmulationTests {
             let rate = Double(payloads.count * 2 * Self.mebibyte) / span
             logger.info("shared upstream", metadata: ["MB/s": "\(rate / 1e6)"])
             // One cap for all (four separate caps would give four times the rate).
-            #expect(rate > 0.75 * 12.5e6)
+            #expect(rate > 0.5 * 12.5e6)
             #expect(rate < 1.1 * 12.5e6)
             // In turn: every connection is still sending near the end.
             let earliestEnd = try #require(lasts.min())
-            #expect((earliestEnd - start).seconds > 0.7 * span)
+            #expect((earliestEnd - start).seconds > 0.5 * span)
         }
     }
 

@@ -6,6 +6,10 @@ import NIOPosix
 /// A loopback TCP server that the link-emulation tests reach through a ``FaultProxy``: it echoes,
 /// swallows (and reports what it got, when) or produces bytes.
 final class PeerServer: Sendable {
+    /// The event loops of the test peers, apart from those of other suites running in parallel
+    /// (a busy shared loop would add its queueing to every measured time).
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
     enum Mode: Sendable {
         /// Writes back everything it reads, until the client closes.
         case echo
@@ -41,7 +45,7 @@ final class PeerServer: Sendable {
     }
 
     static func start(_ mode: Mode) async throws -> PeerServer {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: "127.0.0.1", port: 0) { child in
@@ -126,7 +130,7 @@ typealias PeerConnection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
 /// Connects to `port` on loopback.
 func connectPeer(port: Int) async throws -> PeerConnection {
-    try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    try await ClientBootstrap(group: PeerServer.group)
         .channelOption(.allowRemoteHalfClosure, value: true)
         .connectTimeout(.seconds(5))
         .connect(host: "127.0.0.1", port: port) { channel in
