@@ -15,10 +15,10 @@ struct FaultProxyCommand: AsyncParsableCommand {
         commandName: "mediafs-faultproxy",
         abstract: "Forward TCP connections to a target through an emulated link (delay and bandwidth cap per direction).",
         discussion: """
-            Prints the port it listens on (one line on standard output) once ready, then forwards
-            until SIGINT or SIGTERM, and prints what it forwarded on standard error. The caps are
-            shared by all connections, as a real link's are; a new connection waits one round trip
-            before its first byte leaves. Example, a 40 ms round trip with 100 Mbit/s up and
+            Prints the port it listens on (one line on standard output) once ready, then forwards \
+            until SIGINT or SIGTERM, and prints what it forwarded on standard error. The caps are \
+            shared by all connections, as a real link's are; a new connection waits one round trip \
+            before its first byte leaves. Example, a 40 ms round trip with 100 Mbit/s up and \
             200 Mbit/s down in front of a server on port 8080:
 
               mediafs-faultproxy --target 127.0.0.1:8080 --delay-ms 20 --up-mbit 100 --down-mbit 200
