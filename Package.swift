@@ -137,6 +137,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: The fault proxy as a process (benchmarks on an emulated wide-area link)
+        .executableTarget(
+            name: "mediafs-faultproxy",
+            dependencies: [
+                "FaultInjection",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Test support (real modules, used by tests and benchmarks)
         .target(
             name: "FaultInjection",
