@@ -928,7 +928,7 @@ def main():
     parser.add_argument("--wan-up-mbit", type=float, default=100)
     parser.add_argument("--wan-down-mbit", type=float, default=200)
     parser.add_argument("--wan-timeout", type=float, default=300, help="seconds to wait for files to be stored")
-    parser.add_argument("--transfers", type=int, default=16, help="--transfers of the --write-back mount")
+    parser.add_argument("--transfers", type=int, default=8, help="--transfers of the --write-back mount (the mount's default)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results.md"))
     args = parser.parse_args()
