@@ -36,7 +36,8 @@ extension MediaFilesystem {
         }
     }
 
-    /// A reader of a file's content (through a signed download URL for a private file).
+    /// A reader of a file's content (through a signed download URL for a private file), over
+    /// the Media Manager client's content requests.
     func makeReader(_ item: RemoteItem) -> FileReader {
         let urlProvider: FileReader.URLProvider
         if item.isPrivate {
@@ -45,18 +46,40 @@ extension MediaFilesystem {
         } else {
             urlProvider = { item.url }
         }
+        let content = client.content.with(timeouts: .init(response: configuration.readTimeout, idle: configuration.readTimeout))
         return FileReader(
-            http: http, size: item.size, name: item.displayName,
+            content: content, size: item.size, name: item.displayName,
             initialWindow: configuration.readAheadInitial, maximumWindow: configuration.readAheadMaximum,
-            timeout: configuration.readTimeout, logger: logger, url: urlProvider)
+            logger: logger, url: urlProvider)
     }
 
-    /// `read`: up to `size` bytes at `offset`.
+    /// `read`: up to `size` bytes at `offset`, in one buffer (a copy when the bytes arrived in
+    /// several; the FUSE bridge uses ``readBuffers(handle:offset:size:)``).
     public func read(handle: UInt64, offset: Int64, size: Int) async throws -> ByteBuffer {
+        let buffers = try await readBuffers(handle: handle, offset: offset, size: size)
+        guard buffers.count != 1 else { return buffers[0] }
+        var joined = ByteBuffer()
+        joined.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
+        for var buffer in buffers { joined.writeBuffer(&buffer) }
+        return joined
+    }
+
+    /// `read`: up to `size` bytes at `offset` (fewer only at the end of the file), as the
+    /// buffers they arrived in, to send in order without copying. Cancelling the calling task
+    /// ends a wait with EINTR.
+    public func readBuffers(handle: UInt64, offset: Int64, size: Int) async throws -> [ByteBuffer] {
         let (reader, writer) = state.withLock { ($0.readers[handle], $0.writers[handle]?.writer) }
-        if let writer { return try await writer.read(at: offset, count: size) }
+        if let writer { return [try await writer.read(at: offset, count: size)] }
         if let reader { return try await reader.read(offset: offset, count: size) }
         throw FilesystemError(EBADF, "file handle \(handle) is not open")
+    }
+
+    /// The same read answered at once, on the calling thread, when its bytes are already here
+    /// (read ahead); `nil` when it has to wait (then call ``readBuffers(handle:offset:size:)``;
+    /// the fetch it needs has started).
+    public func readNow(handle: UInt64, offset: Int64, size: Int) -> [ByteBuffer]? {
+        let reader = state.withLock { $0.writers[handle] == nil ? $0.readers[handle] : nil }
+        return reader?.readNow(offset: offset, count: size)
     }
 
     /// `release`: the last close of an open file. A file written but not finalized by a flush
