@@ -94,7 +94,9 @@ enum FuseOperations {
             let flags = info!.pointee.flags
             let context = FuseHost.context(request!)
             FuseHost.run(request, "open") { fs, reply in
-                reply.open(handle: try await fs.open(inode, flags: flags, context: context))
+                // O_DIRECT reads bypass the page cache as plain synchronous requests (which a
+                // signal can interrupt), not as the kernel's asynchronous direct I/O.
+                reply.open(handle: try await fs.open(inode, flags: flags, context: context), directIO: flags & cfuse_o_direct() != 0)
             }
         }
         ops.create = { request, parent, name, mode, info in
@@ -116,8 +118,15 @@ enum FuseOperations {
         }
         ops.read = { request, _, size, offset, info in
             let handle = info!.pointee.fh
+            guard let request else { return }
+            // Bytes read ahead are answered here, on the FUSE thread: no task, no hop.
+            let host = FuseHost.from(request)
+            if let buffers = host.filesystem.readNow(handle: handle, offset: Int64(offset), size: size) {
+                FuseReply(request, "read", host: host).buffers(buffers)
+                return
+            }
             FuseHost.run(request, "read") { fs, reply in
-                reply.buffer(try await fs.read(handle: handle, offset: Int64(offset), size: size))
+                reply.buffers(try await fs.readBuffers(handle: handle, offset: Int64(offset), size: size))
             }
         }
         ops.flush = { request, _, info in
