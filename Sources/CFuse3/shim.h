@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -44,6 +45,7 @@ struct cfuse_worker {
 
 static inline void *cfuse_worker_main(void *argument) {
     struct cfuse_worker *worker = (struct cfuse_worker *)argument;
+    prctl(PR_SET_NAME, "fuse-worker", 0, 0, 0);
     struct fuse_buf buffer;
     memset(&buffer, 0, sizeof(buffer));
     int result = 0;

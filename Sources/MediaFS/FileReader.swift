@@ -11,7 +11,8 @@ import Glibc
 /// Reads one open file with HTTP Range requests, through the content client.
 ///
 /// Sequential reads are served from read-ahead parts: the first is `initialWindow` bytes, each
-/// next one twice as large up to `maximumWindow`, and `depth` parts are fetched ahead of the one
+/// next one twice as large up to `readAhead / depth`, and `depth` parts (at most `readAhead`
+/// bytes) are fetched ahead of the one
 /// being read (on parallel connections). A part's bytes stay in the buffers they arrived in:
 /// a read is answered with slices of them (no copy), as soon as its bytes are there, while the
 /// rest of the part still arrives. A read elsewhere (a seek) fetches exactly the range asked
@@ -19,7 +20,8 @@ import Glibc
 /// out of order (the kernel's parallel read-ahead) count as sequential.
 ///
 /// Memory: a part is dropped once all its bytes were read, or when reading moved a window's
-/// length past it, so at most `depth + 1` parts (plus one behind) are held per open file.
+/// length past it, so at most `depth + 1` parts (`readAhead` plus one part) are held per open
+/// file.
 ///
 /// Everything is guarded by one lock, taken briefly: no actor hop, and a read whose bytes are
 /// already here is answered on the calling thread (``readNow(offset:count:)``).
@@ -83,21 +85,22 @@ final class FileReader: Sendable {
     private let content: MediaManagerClient.Content
     private let urlProvider: URLProvider
     private let initialWindow: Int
+    /// The largest part.
     private let maximumWindow: Int
     private let depth: Int
     private let logger: Logger
     private let state: Mutex<State>
 
     init(
-        content: MediaManagerClient.Content, size: Int64, name: String, initialWindow: Int, maximumWindow: Int, depth: Int = 2,
+        content: MediaManagerClient.Content, size: Int64, name: String, initialWindow: Int, readAhead: Int, depth: Int = 2,
         logger: Logger, url: @escaping URLProvider
     ) {
         self.content = content
         self.size = size
         self.name = name
-        self.initialWindow = max(64 << 10, initialWindow)
-        self.maximumWindow = max(self.initialWindow, maximumWindow)
         self.depth = max(1, depth)
+        self.initialWindow = max(64 << 10, initialWindow)
+        self.maximumWindow = max(self.initialWindow, readAhead / self.depth)
         self.logger = logger
         self.urlProvider = url
         self.state = Mutex(State(window: self.initialWindow))
@@ -260,6 +263,8 @@ final class FileReader: Sendable {
     /// parts a window's length behind, go (unless someone waits for them).
     private func take(_ state: inout State, _ range: Range<Int64>) -> [ByteBuffer] {
         var buffers: [ByteBuffer] = []
+        // Chunks are usually 64 KiB (a socket read): reserve once.
+        buffers.reserveCapacity(range.count / (64 << 10) + 3)
         var position = range.lowerBound
         while position < range.upperBound, let index = state.index(containing: position) {
             let end = min(range.upperBound, state.parts[index].end)

@@ -49,7 +49,7 @@ extension MediaFilesystem {
         let content = client.content.with(timeouts: .init(response: configuration.readTimeout, idle: configuration.readTimeout))
         return FileReader(
             content: content, size: item.size, name: item.displayName,
-            initialWindow: configuration.readAheadInitial, maximumWindow: configuration.readAheadMaximum,
+            initialWindow: configuration.readAheadInitial, readAhead: configuration.readAheadMaximum,
             logger: logger, url: urlProvider)
     }
 
