@@ -151,8 +151,6 @@ static inline unsigned int cfuse_cap_readdirplus(void) { return FUSE_CAP_READDIR
 static inline unsigned int cfuse_cap_readdirplus_auto(void) { return FUSE_CAP_READDIRPLUS_AUTO; }
 static inline unsigned int cfuse_cap_writeback_cache(void) { return FUSE_CAP_WRITEBACK_CACHE; }
 static inline unsigned int cfuse_cap_auto_inval_data(void) { return FUSE_CAP_AUTO_INVAL_DATA; }
-static inline unsigned int cfuse_cap_splice_write(void) { return FUSE_CAP_SPLICE_WRITE; }
-static inline unsigned int cfuse_cap_splice_move(void) { return FUSE_CAP_SPLICE_MOVE; }
 
 /// `O_DIRECT` (glibc defines it only under _GNU_SOURCE).
 static inline int cfuse_o_direct(void) { return __O_DIRECT; }

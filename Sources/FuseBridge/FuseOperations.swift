@@ -16,6 +16,11 @@ enum FuseOperations {
             cfuse_conn_unwant(conn, cfuse_cap_readdirplus_auto())
             cfuse_conn_want(conn, cfuse_cap_atomic_o_trunc())
             cfuse_conn_unwant(conn, cfuse_cap_writeback_cache())
+            // Reads are answered with writev straight from the buffers the bytes arrived in
+            // (one copy, into the page cache). FUSE_CAP_SPLICE_WRITE/MOVE would not save it:
+            // libfuse splices only from a pipe it first write(2)s memory buffers into (a copy),
+            // and falls back to writev for a 1 MiB reply that does not fit its pipe.
+            // max_write also sets max_pages: 1 MiB read requests.
             conn.pointee.max_write = 1 << 20
             conn.pointee.max_readahead = 1 << 20
             conn.pointee.max_background = 64

@@ -65,28 +65,40 @@ public final class FuseSession: @unchecked Sendable {
         let mountOptions = (["fsname=mediafs", "subtype=mediafs", "default_permissions"] + options).joined(separator: ",")
         let words: [String] = ["mediafs", "-o", mountOptions]
         var argv: [UnsafeMutablePointer<CChar>?] = words.map { word in word.withCString { strdup($0) } }
-        FuseLog.beginCapture()
-        let created = argv.withUnsafeMutableBufferPointer { pointer -> OpaquePointer? in
-            var args = cfuse_args_init(Int32(pointer.count), pointer.baseAddress)
-            defer { fuse_opt_free_args(&args) }
-            // libfuse copies the table.
-            var operations = FuseOperations.make()
-            return cfuse_session_new(&args, &operations, hostPointer)
+        enum Attempt {
+            case mounted(OpaquePointer)
+            case notCreated
+            case notMounted
+        }
+        let (attempt, messages) = FuseLog.capturing { () -> Attempt in
+            let created = argv.withUnsafeMutableBufferPointer { pointer -> OpaquePointer? in
+                var args = cfuse_args_init(Int32(pointer.count), pointer.baseAddress)
+                defer { fuse_opt_free_args(&args) }
+                // libfuse copies the table.
+                var operations = FuseOperations.make()
+                return cfuse_session_new(&args, &operations, hostPointer)
+            }
+            guard let created else { return .notCreated }
+            guard fuse_session_mount(created, mountpoint) == 0 else {
+                fuse_session_destroy(created)
+                return .notMounted
+            }
+            return .mounted(created)
         }
         argv.forEach { free($0) }
-        guard let created else {
-            let messages = FuseLog.endCapture()
+        let created: OpaquePointer
+        switch attempt {
+        case .mounted(let session):
+            created = session
+            messages.forEach { logger.debug("libfuse: \($0)") }
+        case .notCreated:
             Unmanaged<FuseHost>.fromOpaque(hostPointer).release()
-            throw FuseError("Cannot create the FUSE session: \(messages.last ?? "bad mount options") (options: \(mountOptions)).")
-        }
-        guard fuse_session_mount(created, mountpoint) == 0 else {
-            let messages = FuseLog.endCapture()
-            fuse_session_destroy(created)
+            let cause = messages.last.map { $0.hasPrefix("fuse: ") ? String($0.dropFirst(6)) : $0 } ?? "libfuse refused it"
+            throw FuseError("Cannot create the FUSE session: \(cause); check the mount options (-o \(mountOptions)).")
+        case .notMounted:
             Unmanaged<FuseHost>.fromOpaque(hostPointer).release()
             throw FuseError.mountFailed(mountpoint, messages: messages)
         }
-        let captured = FuseLog.endCapture()
-        captured.forEach { logger.debug("libfuse: \($0)") }
         let wake = cfuse_wake_create()
         guard wake >= 0 else {
             let reason = String(cString: strerror(errno))

@@ -184,24 +184,33 @@ final class FileReader: Sendable {
     /// going for a read in a window.
     private func prepare(_ state: inout State, _ range: Range<Int64>) {
         var position = range.lowerBound
+        var seeking: Bool?
         while position < range.upperBound {
             if let index = state.index(containing: position) {
                 position = state.parts[index].end
                 continue
             }
             let windowEnd = state.parts.last?.end
-            if position == 0 || position == state.lastEnd || position > range.lowerBound {
-                // In order (or the rest of a read that began in a part).
-                addPart(&state, at: position, length: nextWindow(&state), exact: false)
-            } else if let windowEnd, position >= windowEnd, position - windowEnd < Int64(maximumWindow) {
-                // Just ahead of the window: a read that overtook the one before it. Fill the gap.
+            // Just ahead of the window: a read that overtook the one before it.
+            let justAhead = windowEnd.map { position >= $0 && position - $0 < Int64(maximumWindow) } ?? false
+            if seeking == nil {
+                // In order, the rest of a read that began in a part, or just ahead: the window
+                // goes on. Anything else is a seek.
+                seeking = !(position == 0 || position == state.lastEnd || position > range.lowerBound || justAhead)
+                if seeking == true {
+                    // Forget the window (but what someone waits for).
+                    dropIdleParts(&state)
+                    state.window = initialWindow
+                }
+            }
+            if seeking == true {
+                // Exactly what was asked.
+                position = addPart(&state, at: position, length: range.upperBound - position, exact: true).end
+            } else if justAhead, let windowEnd {
+                // Fill the gap up to this read; the loop comes back for the read itself.
                 addPart(&state, at: windowEnd, length: nextWindow(&state), exact: false)
             } else {
-                // A seek: forget the window (but what someone waits for) and fetch exactly this.
-                dropIdleParts(&state)
-                state.window = initialWindow
-                addPart(&state, at: position, length: range.upperBound - position, exact: true)
-                position = range.upperBound
+                position = addPart(&state, at: position, length: nextWindow(&state), exact: false).end
             }
         }
         state.lastEnd = range.upperBound
