@@ -10,9 +10,12 @@ final class FuseHost: Sendable {
     let logger: Logger
     let requests = RequestTracker()
     let gate = ReplyGate()
+    /// The kernel read-ahead to ask for, in bytes.
+    let readAhead: Int
 
-    init(filesystem: MediaFilesystem, logger: Logger) {
+    init(filesystem: MediaFilesystem, readAhead: Int, logger: Logger) {
         self.filesystem = filesystem
+        self.readAhead = readAhead
         self.logger = logger
     }
 

@@ -10,8 +10,9 @@ import NIOCore
 enum FuseOperations {
     static func make() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
-        ops.`init` = { _, conn in
-            guard let conn else { return }
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let host = Unmanaged<FuseHost>.fromOpaque(userdata).takeUnretainedValue()
             cfuse_conn_want(conn, cfuse_cap_readdirplus())
             cfuse_conn_unwant(conn, cfuse_cap_readdirplus_auto())
             cfuse_conn_want(conn, cfuse_cap_atomic_o_trunc())
@@ -22,7 +23,9 @@ enum FuseOperations {
             // and falls back to writev for a 1 MiB reply that does not fit its pipe.
             // max_write also sets max_pages: 1 MiB read requests.
             conn.pointee.max_write = 1 << 20
-            conn.pointee.max_readahead = 1 << 20
+            // The kernel's read-ahead becomes the smaller of this and the mount's read_ahead_kb
+            // (which the session raises before this answer, as root).
+            conn.pointee.max_readahead = UInt32(clamping: host.readAhead)
             conn.pointee.max_background = 64
             conn.pointee.congestion_threshold = 48
         }

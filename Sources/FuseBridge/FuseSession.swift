@@ -60,7 +60,7 @@ public final class FuseSession: @unchecked Sendable {
         // Everything that can fail happens before the stored properties are set: a throwing
         // initializer then runs no deinit, and each failure path cleans up exactly what it made.
         FuseLog.install(logger)
-        let host = FuseHost(filesystem: filesystem, logger: logger)
+        let host = FuseHost(filesystem: filesystem, readAhead: max(128, readAheadKilobytes) << 10, logger: logger)
         let hostPointer = Unmanaged.passRetained(host).toOpaque()
         let mountOptions = (["fsname=mediafs", "subtype=mediafs", "default_permissions"] + options).joined(separator: ",")
         let words: [String] = ["mediafs", "-o", mountOptions]

@@ -132,15 +132,22 @@ struct ContentClientTests {
         try await RangeServer.with(bytes: Self.bytes, script: [.stallAfter(bytes: 100), .silent]) { server in
             let (client, content) = quickClient(attempts: 1, timeout: .milliseconds(300))
             let started = ContinuousClock.now
-            await expectError(.transport) { try await content.fetch(url: server.url, range: 0..<1000) { _ in } }
+            do {
+                try await content.fetch(url: server.url, range: 0..<1000) { _ in }
+                Issue.record("a stalled body must time out")
+            } catch let error as MediaManagerError {
+                #expect(error.code == .transport)
+                #expect(error.message.contains("no bytes for"), "\(error)")
+            }
+            // It waited for the idle time, and no longer than a loaded machine explains.
             let stalled = ContinuousClock.now - started
-            #expect(stalled >= .milliseconds(300) && stalled < .seconds(3), "\(stalled)")
+            #expect(stalled >= .milliseconds(300) && stalled < .seconds(30), "\(stalled)")
             do {
                 _ = try await content.get(url: server.url, range: 0..<1000)
                 Issue.record("a silent server must time out")
             } catch let error as MediaManagerError {
                 #expect(error.code == .transport)
-                #expect(error.message.contains("timed out"), "\(error)")
+                #expect(error.message.contains("no answer within"), "\(error)")
             }
             try await client.shutdown()
         }
