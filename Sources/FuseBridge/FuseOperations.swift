@@ -10,14 +10,22 @@ import NIOCore
 enum FuseOperations {
     static func make() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
-        ops.`init` = { _, conn in
-            guard let conn else { return }
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let host = Unmanaged<FuseHost>.fromOpaque(userdata).takeUnretainedValue()
             cfuse_conn_want(conn, cfuse_cap_readdirplus())
             cfuse_conn_unwant(conn, cfuse_cap_readdirplus_auto())
             cfuse_conn_want(conn, cfuse_cap_atomic_o_trunc())
             cfuse_conn_unwant(conn, cfuse_cap_writeback_cache())
+            // Reads are answered with writev straight from the buffers the bytes arrived in
+            // (one copy, into the page cache). FUSE_CAP_SPLICE_WRITE/MOVE would not save it:
+            // libfuse splices only from a pipe it first write(2)s memory buffers into (a copy),
+            // and falls back to writev for a 1 MiB reply that does not fit its pipe.
+            // max_write also sets max_pages: 1 MiB read requests.
             conn.pointee.max_write = 1 << 20
-            conn.pointee.max_readahead = 1 << 20
+            // The kernel's read-ahead becomes the smaller of this and the mount's read_ahead_kb
+            // (which the session raises before this answer, as root).
+            conn.pointee.max_readahead = UInt32(clamping: host.readAhead)
             conn.pointee.max_background = 64
             conn.pointee.congestion_threshold = 48
         }
@@ -94,7 +102,9 @@ enum FuseOperations {
             let flags = info!.pointee.flags
             let context = FuseHost.context(request!)
             FuseHost.run(request, "open") { fs, reply in
-                reply.open(handle: try await fs.open(inode, flags: flags, context: context))
+                // O_DIRECT reads bypass the page cache as plain synchronous requests (which a
+                // signal can interrupt), not as the kernel's asynchronous direct I/O.
+                reply.open(handle: try await fs.open(inode, flags: flags, context: context), directIO: flags & cfuse_o_direct() != 0)
             }
         }
         ops.create = { request, parent, name, mode, info in
@@ -115,11 +125,11 @@ enum FuseOperations {
             let host = FuseHost.from(request)
             do {
                 if let written = try host.filesystem.writeNow(handle: handle, offset: Int64(offset), bytes: bytes) {
-                    FuseReply(request, "write", logger: host.logger).written(written)
+                    FuseReply(request, "write", host: host).written(written)
                     return
                 }
             } catch {
-                FuseReply(request, "write", logger: host.logger).error(error)
+                FuseReply(request, "write", host: host).error(error)
                 return
             }
             // Otherwise the write waits (for room in the journal, or for the file's current
@@ -131,8 +141,15 @@ enum FuseOperations {
         }
         ops.read = { request, _, size, offset, info in
             let handle = info!.pointee.fh
+            guard let request else { return }
+            // Bytes read ahead are answered here, on the FUSE thread: no task, no hop.
+            let host = FuseHost.from(request)
+            if let buffers = host.filesystem.readNow(handle: handle, offset: Int64(offset), size: size) {
+                FuseReply(request, "read", host: host).buffers(buffers)
+                return
+            }
             FuseHost.run(request, "read") { fs, reply in
-                reply.buffer(try await fs.read(handle: handle, offset: Int64(offset), size: size))
+                reply.buffers(try await fs.readBuffers(handle: handle, offset: Int64(offset), size: size))
             }
         }
         ops.flush = { request, _, info in

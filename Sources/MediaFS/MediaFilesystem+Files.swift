@@ -31,7 +31,8 @@ extension MediaFilesystem {
         }
     }
 
-    /// A reader of a file's content (through a signed download URL for a private file).
+    /// A reader of a file's content (through a signed download URL for a private file), over
+    /// the Media Manager client's content requests.
     func makeReader(_ item: RemoteItem) -> FileReader {
         let urlProvider: FileReader.URLProvider
         if item.isPrivate {
@@ -40,19 +41,33 @@ extension MediaFilesystem {
         } else {
             urlProvider = { item.url }
         }
+        let content = client.content.with(timeouts: .init(response: configuration.readTimeout, idle: configuration.readTimeout))
         return FileReader(
-            http: http, size: item.size, name: item.displayName,
-            initialWindow: configuration.readAheadInitial, maximumWindow: configuration.readAheadMaximum,
-            timeout: configuration.readTimeout, logger: logger, url: urlProvider)
+            content: content, size: item.size, name: item.displayName,
+            initialWindow: configuration.readAheadInitial, readAhead: configuration.readAheadMaximum,
+            logger: logger, url: urlProvider)
     }
 
-    /// `read`: up to `size` bytes at `offset`.
+    /// `read`: up to `size` bytes at `offset`, in one buffer (a copy when the bytes arrived in
+    /// several; the FUSE bridge uses ``readBuffers(handle:offset:size:)``).
     public func read(handle: UInt64, offset: Int64, size: Int) async throws -> ByteBuffer {
+        let buffers = try await readBuffers(handle: handle, offset: offset, size: size)
+        guard buffers.count != 1 else { return buffers[0] }
+        var joined = ByteBuffer()
+        joined.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
+        for var buffer in buffers { joined.writeBuffer(&buffer) }
+        return joined
+    }
+
+    /// `read`: up to `size` bytes at `offset` (fewer only at the end of the file), as the
+    /// buffers they arrived in, to send in order without copying. A file being written is read
+    /// from the journal. Cancelling the calling task ends a wait with EINTR.
+    public func readBuffers(handle: UInt64, offset: Int64, size: Int) async throws -> [ByteBuffer] {
         let (reader, file) = state.withLock { ($0.readers[handle], $0.files[handle]) }
         if let file {
             if let record = file.record, !file.discarded {
                 do throws(JournalError) {
-                    return try await journal.read(record, at: offset, count: size)
+                    return [try await journal.read(record, at: offset, count: size)]
                 } catch where error.errno == EBADF && file.data != nil {
                     // Saved meanwhile: the bytes this handle opened are still here.
                 } catch {
@@ -61,23 +76,34 @@ extension MediaFilesystem {
             }
             if let data = file.data {
                 do {
-                    return try data.read(at: offset, count: size)
+                    return [try data.read(at: offset, count: size)]
                 } catch {
                     throw FilesystemError(error.errno, error.message)
                 }
             }
         }
         if let reader { return try await reader.read(offset: offset, count: size) }
-        if file != nil {
+        if let existing = file?.existing {
             // A write handle on a saved file that has not changed it yet reads the saved file.
-            if let existing = file?.existing {
-                let reader = makeReader(existing)
-                state.withLock { $0.readers[handle] = reader }
-                return try await reader.read(offset: offset, count: size)
-            }
-            return ByteBuffer()
+            let reader = makeReader(existing)
+            state.withLock { $0.readers[handle] = reader }
+            return try await reader.read(offset: offset, count: size)
         }
+        if file != nil { return [] }
         throw FilesystemError(EBADF, "file handle \(handle) is not open")
+    }
+
+    /// The same read answered at once, on the calling thread, when its bytes are already here
+    /// (read ahead, or in the journal); `nil` when it has to wait (then call
+    /// ``readBuffers(handle:offset:size:)``; the fetch it needs has started).
+    public func readNow(handle: UInt64, offset: Int64, size: Int) -> [ByteBuffer]? {
+        let (reader, file) = state.withLock { ($0.readers[handle], $0.files[handle]) }
+        if let file {
+            // A pending file opened read-only: its bytes are on local disk.
+            guard file.record == nil || !file.writable, let data = file.data else { return nil }
+            return (try? data.read(at: offset, count: size)).map { [$0] }
+        }
+        return reader?.readNow(offset: offset, count: size)
     }
 
     /// `release`: the last close of an open file. A write handle's release may seal the file (when

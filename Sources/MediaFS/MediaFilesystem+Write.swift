@@ -344,16 +344,19 @@ extension MediaFilesystem {
 
     /// Downloads the first `count` bytes of a saved file into a journal file (to change it).
     func download(_ item: RemoteItem, count: Int64, into file: DataFile) async throws {
-        let reader = makeReader(item)
-        defer { Task { await reader.close() } }
+        let url = try await contentURL(of: item)
         var position: Int64 = 0
-        while position < count {
-            let piece = try await reader.read(offset: position, count: Int(min(Int64(8 << 20), count - position)))
-            guard piece.readableBytes > 0 else {
-                throw FilesystemError(EIO, "Downloading '\(item.displayName)' ended after \(position) of \(count) bytes")
+        let received: Int64
+        do {
+            received = try await client.content.download(url: url, range: 0..<count) { piece in
+                try file.write(piece, at: position)
+                position += Int64(piece.readableBytes)
             }
-            try file.write(piece, at: position)
-            position += Int64(piece.readableBytes)
+        } catch {
+            throw FilesystemError.remote(error, "Downloading '\(item.displayName)' to change it")
+        }
+        guard received == count else {
+            throw FilesystemError(EIO, "Downloading '\(item.displayName)' ended after \(received) of \(count) bytes")
         }
     }
 

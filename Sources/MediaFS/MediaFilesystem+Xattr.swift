@@ -113,14 +113,15 @@ extension MediaFilesystem {
         }
     }
 
-    /// The descriptor carries no MIME type; the content URL's `Content-Type` is the authority.
+    /// The descriptor carries no MIME type; the content URL's `Content-Type` (a HEAD through
+    /// the content client) is the authority.
     private func mimeType(of item: RemoteItem) async throws -> String {
         guard !item.isPrivate, !item.url.isEmpty else { return MIMETypes.guess(fileName: item.displayName) }
-        var request = HTTPClientRequest(url: item.url)
-        request.method = .HEAD
         do {
-            let response = try await http.execute(request, timeout: .seconds(30))
-            if response.status.code < 300, let type = response.headers.first(name: "Content-Type") { return type }
+            let content = client.content.with(timeouts: .init(response: .seconds(30), idle: .seconds(30)))
+            if let type = try await content.head(url: item.url).contentType { return type }
+        } catch let error as MediaManagerError where error.code == .cancelled {
+            throw FilesystemError(EINTR, "Getting the MIME type of '\(item.displayName)' was interrupted")
         } catch {
             logger.debug("HEAD for the MIME type failed; guessing from the name", metadata: ["error": "\(error)"])
         }

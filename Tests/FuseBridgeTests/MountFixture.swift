@@ -48,22 +48,8 @@ struct MountFixture {
         let client = MediaManagerClient(
             configuration: .init(baseURL: apiURL ?? server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
             httpClient: HTTPClient.shared, logger: logger)
-        var configuration = FilesystemConfiguration(
-            entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
-        configure(&configuration)
-        let tus = TusClient(
-            configuration: .init(
-                retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)),
-            httpClient: HTTPClient.shared, logger: logger)
-        let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
-        var journalConfiguration = Journal.Configuration(
-            directory: server.directory.path + "/cache/journal", scope: "test", outageLimit: outageLimit,
-            retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit))
-        configureJournal(&journalConfiguration)
-        let journal = try Journal(
-            configuration: journalConfiguration, client: client, tus: tus, attributes: attributes, logger: logger)
-        let filesystem = MediaFilesystem(
-            client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
+        let filesystem = try makeFilesystem(
+            server: server, client: client, configure: configure, journal: configureJournal, outageLimit: outageLimit, logger: logger)
         let mountpoint = server.directory.path + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
@@ -81,6 +67,30 @@ struct MountFixture {
             await filesystem.shutdown(timeout: .seconds(1))
             throw error
         }
+    }
+
+    /// The filesystem of a test mount over `server`: short TTLs, quick retries, its journal and
+    /// attribute store in the server's directory.
+    static func makeFilesystem(
+        server: TestMediaServer,
+        client: MediaManagerClient,
+        configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
+        outageLimit: Duration = .seconds(300),
+        logger: Logger
+    ) throws -> MediaFilesystem {
+        var configuration = FilesystemConfiguration(
+            entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
+        configure(&configuration)
+        let retry = RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)
+        let tus = TusClient(configuration: .init(retry: retry), httpClient: HTTPClient.shared, logger: logger)
+        let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
+        var journalConfiguration = Journal.Configuration(
+            directory: server.directory.path + "/cache/journal", scope: "test", outageLimit: outageLimit, retry: retry)
+        configureJournal(&journalConfiguration)
+        let journal = try Journal(configuration: journalConfiguration, client: client, tus: tus, attributes: attributes, logger: logger)
+        return MediaFilesystem(
+            client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
     }
 
     /// Runs a shell command with the mount as working directory, off the concurrency pool (a
