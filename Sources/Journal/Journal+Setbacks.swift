@@ -160,6 +160,7 @@ extension Journal {
             let task = Task {
                 defer { _ = self.state.withLock { $0.cleanups.removeValue(forKey: key) } }
                 guard let location = record.tusLocation else {
+                    await dropUnrecordedUpload(of: record)
                     try? await store.delete(record.id)
                     return
                 }
@@ -175,6 +176,22 @@ extension Journal {
             }
             state.cleanups[key] = task
             return task
+        }
+    }
+
+    /// A record given up with a token but no upload recorded: the process may have died between
+    /// the server creating its upload and the journal recording where it is. A new upload with
+    /// the same token takes its place on a server that keeps one upload per token (the embedded
+    /// Media Manager does), and is terminated at once; elsewhere the unknown one expires.
+    private func dropUnrecordedUpload(of record: JournalRecord) async {
+        guard let url = record.uploadURL, let token = record.uploadToken else { return }
+        do {
+            let capabilities = try await capabilities(url)
+            guard capabilities.supportsDeferredLength, capabilities.supportsTermination else { return }
+            let created = try await tus.create(at: url, length: nil, metadata: metadata(record, token: token), capabilities: capabilities)
+            try await tus.terminate(uploadURL: created.url)
+        } catch {
+            logger.debug("Could not clear an upload the journal never recorded", metadata: ["error": "\(error)"])
         }
     }
 

@@ -109,8 +109,10 @@ struct LinkEmulationTests {
                 #expect(ping >= .milliseconds(39))
             }
             let baseline = median(direct.pings)
-            #expect(median(firsts) - direct.first < .milliseconds(80 + 100))
-            #expect(median(pings) - baseline < .milliseconds(40 + 30))
+            // Upper bounds with room for a loaded machine (the whole suite runs in parallel on two
+            // cores); the lower bounds above are the delay itself.
+            #expect(median(firsts) - direct.first < .milliseconds(80 + 400))
+            #expect(median(pings) - baseline < .milliseconds(40 + 200))
         }
     }
 
