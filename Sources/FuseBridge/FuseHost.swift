@@ -47,7 +47,8 @@ final class FuseHost: Sendable {
         // not an object: it may run while the answer is being sent.
         fuse_req_interrupt_func(request, interruptCallback, UnsafeMutableRawPointer(bitPattern: UInt(id)))
         let filesystem = host.filesystem
-        let task = Task {
+        // Ahead of background work (uploads): a program waits on every request.
+        let task = Task(priority: .userInitiated) {
             defer { host.requests.finished(id) }
             do {
                 try await body(filesystem, reply)

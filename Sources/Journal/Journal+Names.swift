@@ -41,7 +41,8 @@ extension Journal {
         switch changed {
         case true?:
             do {
-                try await persist(id)
+                // A rename that returned survives a crash.
+                try await persist(id, durable: true)
             } catch {
                 throw JournalError(EIO, "Recording the rename of '\(displayName)' in the journal failed: \(error)")
             }

@@ -73,6 +73,10 @@ extension Journal {
         state.withLock { state in
             state.records = runtimes
             for id in runtimes.keys { account(&state, id) }
+            let ordered = runtimes.values.filter { $0.record.state != .failed }.sorted {
+                ($0.record.sealed ?? $0.record.created) < ($1.record.sealed ?? $1.record.created)
+            }
+            for runtime in ordered { enqueue(&state, runtime.record.id) }
         }
         let queued = runtimes.values.filter { $0.record.state != .failed }.count
         if queued > 0 {

@@ -108,7 +108,6 @@ extension Journal {
                 let error = JournalError(EIO, "'\(runtime.record.displayName)' could not be saved: \(problem)")
                 for waiter in runtime.waiters.values { waiter.resume(throwing: error) }
                 runtime.waiters = [:]
-                runtime.urgent = false
                 state.records[id] = runtime
                 account(&state, id)
             }
@@ -122,7 +121,7 @@ extension Journal {
         logger.error(
             "'\(record.displayName)' (folder \(record.parentFolderId)) could not be saved: \(problem). It stays in the journal (\(configuration.directory)) until you delete it; `mediafs status` lists it")
         do {
-            try await persist(id)
+            try await persist(id, durable: true)
         } catch {
             logger.warning("Could not record the failure", metadata: ["error": "\(error)"])
         }
@@ -166,7 +165,7 @@ extension Journal {
                 }
                 var abandoned = record
                 abandoned.state = .abandoned
-                try? await store.save(abandoned)
+                try? await store.save(abandoned, durable: false)
                 do {
                     try await tus.terminate(uploadURL: location)
                     try await store.delete(record.id)

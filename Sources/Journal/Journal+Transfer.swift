@@ -23,36 +23,68 @@ extension Journal {
 
     // MARK: Scheduling (under the lock)
 
-    /// Starts transfers for sealed records while slots are free: records someone waits for first,
-    /// then in the order they were sealed.
+    /// Starts transfers while slots are free: records someone waits for first, then in the order
+    /// they were queued (sealed); records backing off come back when their delay is over.
     func schedule(_ state: inout State) {
         guard !state.stopping else { return }
         let now = clock.now
-        let free = configuration.transfers - state.transfers.count
-        if free > 0 {
-            let candidates = state.records.values.filter { runtime in
-                guard !runtime.sending, runtime.record.state == .sealed || runtime.record.state == .finalizing || runtime.record.state == .finalized
-                else { return false }
-                return runtime.notBefore.map { $0 <= now } ?? true
+        if state.delayed.contains(where: { $0.until <= now }) {
+            var waiting: [(id: String, until: ContinuousClock.Instant)] = []
+            for entry in state.delayed {
+                if entry.until <= now {
+                    state.records[entry.id]?.notBefore = nil
+                    state.queue.append(entry.id)
+                } else {
+                    waiting.append(entry)
+                }
             }
-            let ordered = candidates.sorted { left, right in
-                if left.urgent != right.urgent { return left.urgent }
-                return (left.record.sealed ?? left.record.created) < (right.record.sealed ?? right.record.created)
-            }
-            for runtime in ordered.prefix(free) {
-                launch(&state, runtime.record.id)
-            }
+            state.delayed = waiting
+        }
+        while state.transfers.count < configuration.transfers, let id = next(&state) {
+            guard let runtime = state.records[id], !runtime.sending, runtime.notBefore.map({ $0 <= now }) ?? true,
+                runtime.record.state == .sealed || runtime.record.state == .finalizing || runtime.record.state == .finalized
+            else { continue }
+            launch(&state, id)
         }
         // Come back when the first record backing off may go again.
-        let next = state.records.values.compactMap { $0.sending ? nil : $0.notBefore }.filter { $0 > now }.min()
-        if let next, state.wakeup == nil {
+        if let next = state.delayed.map(\.until).min(), state.wakeupAt.map({ next < $0 }) ?? true {
+            state.wakeup?.cancel()
+            state.wakeupAt = next
             state.wakeup = Task {
                 try? await Task.sleep(until: next, clock: self.clock)
+                guard !Task.isCancelled else { return }
                 self.state.withLock { state in
                     state.wakeup = nil
+                    state.wakeupAt = nil
                     self.schedule(&state)
                 }
             }
+        }
+    }
+
+    /// The next record to consider: one someone waits for, else the oldest queued.
+    private func next(_ state: inout State) -> String? {
+        if !state.urgent.isEmpty { return state.urgent.removeFirst() }
+        guard state.queueHead < state.queue.count else {
+            state.queue = []
+            state.queueHead = 0
+            return nil
+        }
+        let id = state.queue[state.queueHead]
+        state.queueHead += 1
+        if state.queueHead > 1024 && state.queueHead * 2 > state.queue.count {
+            state.queue.removeFirst(state.queueHead)
+            state.queueHead = 0
+        }
+        return id
+    }
+
+    /// Puts a record in line for a transfer (after its delay, if it is backing off).
+    func enqueue(_ state: inout State, _ id: String) {
+        if let until = state.records[id]?.notBefore, until > clock.now {
+            state.delayed.append((id, until))
+        } else {
+            state.queue.append(id)
         }
     }
 
@@ -70,7 +102,8 @@ extension Journal {
 
     private func launch(_ state: inout State, _ id: String) {
         state.records[id]?.sending = true
-        state.transfers[id] = Task { await self.transfer(id) }
+        // Behind the requests of programs waiting on the mount.
+        state.transfers[id] = Task(priority: .utility) { await self.transfer(id) }
     }
 
     // MARK: One transfer
@@ -89,6 +122,11 @@ extension Journal {
                 runtime.sending = false
                 if runtime.record.state != .open && runtime.writers == 0 { runtime.data = nil }
                 state.records[id] = runtime
+                // Not done (set back, or sealed while it streamed): in line again.
+                switch runtime.record.state {
+                case .sealed, .finalizing, .finalized: enqueue(&state, id)
+                case .open, .failed, .abandoned: break
+                }
             }
             startStreaming(&state, id)
             schedule(&state)
@@ -124,16 +162,19 @@ extension Journal {
         return runtime
     }
 
+    /// Moves a record to `next`, durably (a finalize may follow: a crash must find the record
+    /// in this state).
     private func mark(_ id: String, _ next: JournalRecord.State) async throws {
         state.withLock { state in
             state.records[id]?.record.state = next
         }
-        try await persist(id)
+        try await persist(id, durable: true)
     }
 
-    /// Saves the record's current state (the latest one wins, whatever the order of saves).
-    func persist(_ id: String) async throws {
-        try await store.save { [self] in self.state.withLock { $0.records[id]?.record } }
+    /// Saves the record's current state (the latest one wins, whatever the order of saves):
+    /// durably, or as a hint the journal can do without after a crash.
+    func persist(_ id: String, durable: Bool = false) async throws {
+        try await store.save(durable: durable) { [self] in self.state.withLock { $0.records[id]?.record } }
     }
 
     func metadata(_ record: JournalRecord, token: String) -> [String: String] {

@@ -194,7 +194,10 @@ extension Journal {
         } catch {
             throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
         }
-        state.withLock { schedule(&$0) }
+        state.withLock { state in
+            enqueue(&state, id)
+            schedule(&state)
+        }
     }
 
     /// `fsync` of a file: an open one's bytes become durable here (it is not finalized: the
@@ -230,10 +233,11 @@ extension Journal {
                 return runtime.record
             })
         else { return }
-        // Only sealed records must survive a crash; an open one is given up then anyway.
+        // Only sealed records must survive a crash (an open one is given up then anyway), and
+        // attributes are a hint: they become durable with the record's next durable save.
         if record.state != .open {
             do {
-                try await store.save(record)
+                try await store.save(record, durable: false)
             } catch {
                 logger.warning("Could not record the attributes of '\(record.displayName)'", metadata: ["error": "\(error)"])
             }
@@ -282,9 +286,9 @@ extension Journal {
                             return
                         }
                         runtime.waiters[key] = continuation
-                        runtime.urgent = true
                         runtime.notBefore = nil
                         state.records[id] = runtime
+                        state.urgent.append(id)
                         schedule(&state)
                     }
                 }

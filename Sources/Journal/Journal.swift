@@ -97,8 +97,6 @@ public final class Journal: Sendable {
         var prefill: Task<Void, any Error>?
         /// A transfer is running for it.
         var sending = false
-        /// Someone (a close, an fsync) waits for it: it goes first.
-        var urgent = false
         /// Not before this instant (backoff after a failure).
         var notBefore: ContinuousClock.Instant?
         var consecutiveFailures = 0
@@ -119,6 +117,15 @@ public final class Journal: Sendable {
         var unacknowledged: Int64 = 0
         var spaceWaiters: [UUID: CheckedContinuation<Void, any Error>] = [:]
         var transfers: [String: Task<Void, Never>] = [:]
+        /// Records waiting for a transfer slot, in order; an id may come again (taking one
+        /// checks that it still waits). `queueHead` is the next to take.
+        var queue: [String] = []
+        var queueHead = 0
+        /// Records someone waits for: they go first.
+        var urgent: [String] = []
+        /// Records backing off after a failure, and when they may go again.
+        var delayed: [(id: String, until: ContinuousClock.Instant)] = []
+        var wakeupAt: ContinuousClock.Instant?
         /// Terminations of abandoned uploads in progress.
         var cleanups: [UUID: Task<Void, Never>] = [:]
         /// How records finished, for a waiter that comes after (bounded).
@@ -216,9 +223,10 @@ public final class Journal: Sendable {
         record.uid = new.uid
         record.gid = new.gid
         // The record first: a crash between the two leaves an open record without bytes, which
-        // the next mount drops (a data file without a record would be quarantined).
+        // the next mount drops (a data file without a record would be quarantined). Not synced:
+        // an open record is given up after a crash anyway, and the seal syncs it.
         do {
-            try await store.save(record)
+            try await store.save(record, durable: false)
         } catch {
             throw JournalError(EIO, "Cannot record '\(new.displayName)' in the journal: \(error)")
         }

@@ -100,22 +100,36 @@ final class JournalStore: Sendable {
         }
     }
 
-    /// Inserts or replaces a record (committed durably before this returns).
-    func save(_ record: JournalRecord) async throws {
-        try await database.write { db in try record.save(db) }
+    /// Inserts or replaces a record. A durable save is on disk before this returns
+    /// (`synchronous=FULL`); another one (a hint the journal can do without after a crash) is
+    /// written without waiting for the disk, and becomes durable with the next durable save.
+    func save(_ record: JournalRecord, durable: Bool = true) async throws {
+        try await write(durable: durable) { db in try record.save(db) }
     }
 
     /// Saves what `current` gives when the write runs (the latest state of a record, so that
     /// saves that overtake each other still leave the latest one), or nothing if it gives `nil`.
-    func save(current: @escaping @Sendable () -> JournalRecord?) async throws {
-        try await database.write { db in
+    func save(durable: Bool = true, current: @escaping @Sendable () -> JournalRecord?) async throws {
+        try await write(durable: durable) { db in
             if let record = current() { try record.save(db) }
         }
     }
 
     /// Removes a record.
-    func delete(_ id: String) async throws {
-        _ = try await database.write { db in try JournalRecord.deleteOne(db, key: id) }
+    func delete(_ id: String, durable: Bool = false) async throws {
+        try await write(durable: durable) { db in _ = try JournalRecord.deleteOne(db, key: id) }
+    }
+
+    private func write(durable: Bool, _ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await database.writeWithoutTransaction { db in
+            // In WAL mode, NORMAL commits without syncing the log; a later FULL commit syncs
+            // every commit before it.
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.inTransaction {
+                try body(db)
+                return .commit
+            }
+        }
     }
 
     /// Removes a record, blocking (while opening, before anything runs).
