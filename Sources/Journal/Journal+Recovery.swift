@@ -70,6 +70,7 @@ extension Journal {
             runtimes[record.id] = runtime
         }
         quarantineOrphans(known: Set(loaded.records.map(\.id)))
+        let renames = (try? store.loadRenames(scope: configuration.scope)) ?? []
         state.withLock { state in
             state.records = runtimes
             for id in runtimes.keys { account(&state, id) }
@@ -77,6 +78,7 @@ extension Journal {
                 ($0.record.sealed ?? $0.record.created) < ($1.record.sealed ?? $1.record.created)
             }
             for runtime in ordered { enqueue(&state, runtime.record.id) }
+            for rename in renames { state.renames[rename.fileId] = rename }
         }
         let queued = runtimes.values.filter { $0.record.state != .failed }.count
         if queued > 0 {

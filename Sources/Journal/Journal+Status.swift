@@ -31,6 +31,8 @@ public struct QueueStatus: Sendable, Codable, Equatable {
     public var inFlightBytes: Int64
     /// Files the Media Manager refused, kept until removed.
     public var failed: Int
+    /// Renames of saved files not yet sent.
+    public var renaming: Int
     /// Bytes written and not yet acknowledged by the Media Manager, and the limit.
     public var unacknowledgedBytes: Int64
     public var maximumBytes: Int64
@@ -43,8 +45,8 @@ public struct QueueStatus: Sendable, Codable, Equatable {
     /// Where the journal is.
     public var directory: String
 
-    /// Files not yet in the Media Manager (failed ones excluded).
-    public var pending: Int { writing + queued + inFlight }
+    /// Files not yet in the Media Manager, and renames not yet sent (failed ones excluded).
+    public var pending: Int { writing + queued + inFlight + renaming }
 }
 
 extension Journal {
@@ -53,6 +55,7 @@ extension Journal {
         state.withLock { state in
             var status = QueueStatus(
                 writeBack: configuration.writeBack, writing: 0, queued: 0, queuedBytes: 0, inFlight: 0, inFlightBytes: 0, failed: 0,
+                renaming: state.renames.count,
                 unacknowledgedBytes: state.unacknowledged, maximumBytes: configuration.maximumSize, rate: 0, eta: nil, files: [],
                 directory: configuration.directory)
             let ordered = state.records.values.sorted { $0.record.created < $1.record.created }
@@ -123,7 +126,7 @@ extension Journal {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             let busy = state.withLock { state in
-                !state.cleanups.isEmpty
+                !state.cleanups.isEmpty || !state.renames.isEmpty
                     || state.records.values.contains {
                         $0.record.state == .sealed || $0.record.state == .finalizing || $0.record.state == .finalized
                     }
@@ -142,7 +145,7 @@ extension Journal {
             state.stopping = true
             state.wakeup?.cancel()
             state.wakeup = nil
-            let transfers = Array(state.transfers.values)
+            let transfers = Array(state.transfers.values) + Array(state.renameTasks.values)
             transfers.forEach { $0.cancel() }
             for waiter in state.spaceWaiters.values { waiter.resume(throwing: JournalError.interrupted) }
             state.spaceWaiters = [:]

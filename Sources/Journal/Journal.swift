@@ -126,6 +126,9 @@ public final class Journal: Sendable {
         /// Records backing off after a failure, and when they may go again.
         var delayed: [(id: String, until: ContinuousClock.Instant)] = []
         var wakeupAt: ContinuousClock.Instant?
+        /// Renames of saved files not yet sent, by file id, and the tasks sending them.
+        var renames: [String: SavedRename] = [:]
+        var renameTasks: [String: Task<Void, Never>] = [:]
         /// Terminations of abandoned uploads in progress.
         var cleanups: [UUID: Task<Void, Never>] = [:]
         /// How records finished, for a waiter that comes after (bounded).
@@ -174,9 +177,12 @@ public final class Journal: Sendable {
         try recover()
     }
 
-    /// Starts uploading what is queued.
+    /// Starts uploading what is queued (and sending renames left by a previous process).
     public func start() {
-        state.withLock { schedule(&$0) }
+        state.withLock { state in
+            schedule(&state)
+            for fileId in state.renames.keys { startRenaming(&state, fileId) }
+        }
     }
 
     /// The path of a record's bytes.

@@ -88,6 +88,18 @@ final class JournalStore: Sendable {
         migrator.registerMigration("v2-labels") { db in
             try db.alter(table: "records") { table in table.add(column: "labels", .text) }
         }
+        migrator.registerMigration("v3-renames") { db in
+            try db.create(table: "renames") { table in
+                table.primaryKey("fileId", .text)
+                table.column("scope", .text).notNull()
+                table.column("folderId", .text).notNull()
+                table.column("displayName", .text).notNull()
+                table.column("replacing", .text).notNull().defaults(to: "[]")
+                table.column("created", .double).notNull()
+                table.column("attempts", .integer).notNull().defaults(to: 0)
+                table.column("lastError", .text)
+            }
+        }
         return migrator
     }
 
@@ -130,6 +142,23 @@ final class JournalStore: Sendable {
                 return .commit
             }
         }
+    }
+
+    /// The renames of saved files of `scope` not yet sent, oldest first.
+    func loadRenames(scope: String) throws -> [SavedRename] {
+        try database.read { db in
+            try SavedRename.filter(SavedRename.Field.scope == scope).order(SavedRename.Field.created).fetchAll(db)
+        }
+    }
+
+    /// Records a rename of a saved file (durably: a rename that returned survives a crash).
+    func save(_ rename: SavedRename, durable: Bool = true) async throws {
+        try await write(durable: durable) { db in try rename.save(db) }
+    }
+
+    /// Forgets a rename that was sent (or given up).
+    func deleteRename(_ fileId: String) async throws {
+        try await write(durable: false) { db in _ = try SavedRename.deleteOne(db, key: fileId) }
     }
 
     /// Removes a record, blocking (while opening, before anything runs).

@@ -68,8 +68,16 @@ extension MediaFilesystem {
                     saved.append(RemoteItem(file: file))
                 }
                 let pending = journal.entries()
-                let replaced = Set(pending.flatMap(\.replacing))
-                var remote = items.filter { !replaced.contains($0.id) }
+                // Renames of saved files not yet sent: the files show under their new names, and
+                // what those renames replaced is gone.
+                let renames = journal.pendingRenames(in: folderId)
+                let replaced = Set(pending.flatMap(\.replacing) + renames.values.flatMap(\.replacing))
+                var remote = items.filter { !replaced.contains($0.id) }.map { item in
+                    guard let rename = renames[item.id] else { return item }
+                    var renamed = item
+                    renamed.displayName = rename.displayName
+                    return renamed
+                }
                 let listed = Set(remote.map(\.id))
                 remote += saved.filter { !listed.contains($0.id) }
                 remote.sort { ($0.created, $0.id) < ($1.created, $1.id) }
@@ -245,11 +253,13 @@ extension MediaFilesystem {
         try checkWritable("unlink '\(name)'")
         let node = try await child(parent, name)
         guard node.item.kind == .file else { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
-        let ids: [String]
+        var ids: [String]
         if let record = node.item.record {
             ids = try await discard(record, inode: node.inode)
         } else {
             ids = [node.item.id]
+            // Renamed here over another file, not yet sent: that file goes too.
+            ids += await journal.cancelRename(of: node.item.id)?.replacing ?? []
         }
         try await trash(ids, what: "Deleting '\(name)'")
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
@@ -341,7 +351,29 @@ extension MediaFilesystem {
                 source = try node(source.inode)
             }
         }
-        let displayName = newDisplayName == source.item.displayName ? nil : newDisplayName
+        if source.item.kind == .file, newParent == parent {
+            // A saved file renamed within its folder: recorded here, sent in the background
+            // (rsync renames every file it writes).
+            if let pending = targetRecord {
+                replaced += try await discard(pending, inode: existing!.inode)
+            }
+            try await journaled {
+                try await journal.renameSaved(fileId: source.item.id, folderId: targetDirectory.item.id, displayName: newDisplayName, replacing: replaced)
+            }
+            let now = clock.now
+            state.withLock { state in
+                if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
+                guard var item = state.table[source.inode]?.item else { return }
+                item.displayName = newDisplayName
+                state.table.removeChild(parent, name: name, detach: false)
+                _ = state.table.addChild(newParent, name: newName, item: item, now: now)
+            }
+            return
+        }
+        // A rename not yet sent is superseded by this one (which names the file explicitly).
+        let unsent = await journal.cancelRename(of: source.item.id)
+        replaced += unsent?.replacing ?? []
+        let displayName = newDisplayName == source.item.displayName && unsent == nil ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
         var item = source.item
         if displayName != nil || folderId != nil {

@@ -104,6 +104,12 @@ struct MountFixture {
         return result
     }
 
+    /// Waits until every change made through the mount is in the Media Manager (files closed,
+    /// renames recorded): `mediafs sync`'s attribute.
+    func sync() async throws {
+        try await sh("getfattr -n user.mediafs.sync . > /dev/null")
+    }
+
     @discardableResult
     func upload(_ name: String, _ data: Data, folder: String? = nil) async throws -> MediaManager.FileDescriptor {
         let url = try await client.files.generateFileUploadUrl(

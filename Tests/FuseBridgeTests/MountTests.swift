@@ -66,6 +66,7 @@ struct MountTests {
             #expect(try await mount.sh("cat 2024∕12∕summary.pdf").output == "slash")
             try await mount.sh("mv 'photo (2).jpg' 'a/b.jpg'", expect: 1)
             try await mount.sh("mv 'photo (2).jpg' 'a∕b.jpg'")
+            try await mount.sync()
             let names = try await mount.client.files.list().files.map(\.displayName).sorted()
             #expect(names == ["2024/12/summary.pdf", "a/b.jpg", "photo.jpg"])
         }

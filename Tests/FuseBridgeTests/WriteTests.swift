@@ -112,6 +112,9 @@ struct WriteTests {
             try await mount.sh("printf third > b.txt && mv b.txt a.txt")
             #expect(try await mount.sh("ls").lines == ["a.txt"])
             #expect(try await mount.sh("cat a.txt").output == "third")
+            // The rename of a saved file is sent in the background.
+            try await mount.sync()
+            #expect(try await mount.remoteFiles().keys.sorted() == ["a.txt"])
             let trash = try await mount.client.files.listDeleted().files.map(\.displayName).sorted()
             #expect(trash == ["a.txt", "a.txt"])
             // chmod and chown succeed, and the mode is kept.
@@ -129,6 +132,7 @@ struct WriteTests {
             try await mount.sh("touch empty && mv empty moved && : > blank && cat blank && printf x > blank2 && mv blank2 blank")
             #expect(try await mount.sh("ls").lines == ["blank", "kept.txt", "moved"])
             #expect(try await mount.sh("cat blank").output == "x")
+            try await mount.sync()
             #expect(try await mount.remoteFiles().keys.sorted() == ["blank", "kept.txt", "moved"])
             // Appending to an existing file changes it: it starts from its current content.
             try await mount.sh("printf more >> kept.txt")
