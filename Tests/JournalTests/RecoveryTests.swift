@@ -176,6 +176,29 @@ struct RecoveryTests {
         }
     }
 
+    @Test("a rename of a saved file that returned before the crash is sent by the next process, and what it replaced is trashed")
+    func renameSurvivesTheCrash() async throws {
+        try await Self.with { fixture in
+            func upload(_ name: String) async throws -> MediaManager.FileDescriptor {
+                let url = try await fixture.client.files.generateFileUploadUrl(mimeType: "image/jpeg", options: UploadOptions(fileName: name))
+                return try await fixture.client.uploads.upload(to: url.uploadUrl, fileName: name, bytes: ByteBuffer(bytes: Data.random(1000)))
+            }
+            let temporary = try await upload(".g.jpg.A1b2C3")
+            let old = try await upload("g.jpg")
+            try FileManager.default.createDirectory(atPath: fixture.directory, withIntermediateDirectories: true)
+            let store = try JournalStore(directory: fixture.directory)
+            try await store.save(
+                SavedRename(fileId: temporary.id, scope: "test", folderId: FolderID.mediaRoot, displayName: "g.jpg", replacing: [old.id]))
+            store.unlock()
+            let status = try await fixture.resume { journal in await journal.drain(timeout: .seconds(30)) }
+            #expect(status.renaming == 0)
+            let files = try await fixture.files()
+            #expect(files.map(\.id) == [temporary.id])
+            #expect(files.first?.displayName == "g.jpg")
+            #expect(try await fixture.client.files.listDeleted().files.map(\.id) == [old.id])
+        }
+    }
+
     @Test("sealed with part of its bytes on the server: the upload continues from the server's offset")
     func resumesFromTheServersOffset() async throws {
         try await Self.with { fixture in
