@@ -31,16 +31,24 @@ enum FuseOperations {
         }
         ops.lookup = { request, parent, name in
             let name = String(cString: name!)
+            guard let request else { return }
+            // A fresh listing answers here, on the FUSE thread.
+            let host = FuseHost.from(request)
+            switch host.filesystem.lookupNow(parent: parent, name: name) {
+            case .found(let entry)?:
+                FuseReply(request, "lookup", host: host).entry(entry)
+                return
+            case .missing?:
+                FuseReply(request, "lookup", host: host).entry(FuseOperations.negativeEntry(host.filesystem))
+                return
+            case nil:
+                break
+            }
             FuseHost.run(request, "lookup") { fs, reply in
                 do {
                     reply.entry(try await fs.lookup(parent: parent, name: name))
                 } catch let error as FilesystemError where error.errno == ENOENT {
-                    // A negative entry the kernel may cache briefly.
-                    var attributes = NodeAttributes(
-                        inode: 0, kind: .file, size: 0, permissions: 0, links: 0, uid: 0, gid: 0,
-                        modified: Date(), changed: Date(), accessed: Date())
-                    attributes.inode = 0
-                    reply.entry(EntryReply(attributes: attributes, entryTTL: fs.configuration.negativeTTL, attributeTTL: .zero))
+                    reply.entry(FuseOperations.negativeEntry(fs))
                 }
             }
         }
@@ -58,6 +66,12 @@ enum FuseOperations {
             }
         }
         ops.getattr = { request, inode, _ in
+            guard let request else { return }
+            let host = FuseHost.from(request)
+            if let attributes = host.filesystem.getattrNow(inode) {
+                FuseReply(request, "getattr", host: host).attributes(attributes, ttl: host.filesystem.configuration.attributeTTL)
+                return
+            }
             FuseHost.run(request, "getattr") { fs, reply in
                 reply.attributes(try await fs.getattr(inode), ttl: fs.configuration.attributeTTL)
             }
@@ -65,6 +79,18 @@ enum FuseOperations {
         ops.setattr = { request, inode, attr, toSet, info in
             let changes = FuseOperations.setAttributes(attr!.pointee, toSet)
             let handle = info?.pointee.fh
+            guard let request else { return }
+            // chmod, chown and times need nothing remote: answered here.
+            let host = FuseHost.from(request)
+            do {
+                if let attributes = try host.filesystem.setattrNow(inode, changes) {
+                    FuseReply(request, "setattr", host: host).attributes(attributes, ttl: host.filesystem.configuration.attributeTTL)
+                    return
+                }
+            } catch {
+                FuseReply(request, "setattr", host: host).error(error)
+                return
+            }
             FuseHost.run(request, "setattr") { fs, reply in
                 reply.attributes(try await fs.setattr(inode, changes, handle: handle), ttl: fs.configuration.attributeTTL)
             }
@@ -279,6 +305,14 @@ enum FuseOperations {
             }
         }
         return ops
+    }
+
+    /// The answer for a name that does not exist, which the kernel may cache briefly.
+    static func negativeEntry(_ filesystem: MediaFilesystem) -> EntryReply {
+        let now = Date()
+        let attributes = NodeAttributes(
+            inode: 0, kind: .file, size: 0, permissions: 0, links: 0, uid: 0, gid: 0, modified: now, changed: now, accessed: now)
+        return EntryReply(attributes: attributes, entryTTL: filesystem.configuration.negativeTTL, attributeTTL: .zero)
     }
 
     /// The changes a `setattr` asks for.

@@ -220,9 +220,9 @@ extension Journal {
     }
 
     /// Keeps attributes to store for the file once it is saved.
-    public func setAttributes(_ id: String, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, modified: Date? = nil, accessed: Date? = nil) async {
+    public func setAttributes(_ id: String, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, modified: Date? = nil, accessed: Date? = nil) {
         guard
-            let record = state.withLock({ state -> JournalRecord? in
+            let state = self.state.withLock({ state -> JournalRecord.State? in
                 guard var runtime = state.records[id] else { return nil }
                 if let mode { runtime.record.mode = mode }
                 if let uid { runtime.record.uid = uid }
@@ -230,16 +230,17 @@ extension Journal {
                 if let modified { runtime.record.modified = modified.timeIntervalSince1970 }
                 if let accessed { runtime.record.accessed = accessed.timeIntervalSince1970 }
                 state.records[id] = runtime
-                return runtime.record
+                return runtime.record.state
             })
         else { return }
         // Only sealed records must survive a crash (an open one is given up then anyway), and
-        // attributes are a hint: they become durable with the record's next durable save.
-        if record.state != .open {
+        // attributes are a hint: they become durable with the record's next durable save. A short
+        // write, done here, so that a chmod or utimensat is answered at once.
+        if state != .open {
             do {
-                try await store.save(record, durable: false)
+                try store.saveNow(durable: false) { self.state.withLock { $0.records[id]?.record } }
             } catch {
-                logger.warning("Could not record the attributes of '\(record.displayName)'", metadata: ["error": "\(error)"])
+                logger.warning("Could not record the attributes of a file being written", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -170,4 +170,16 @@ final class JournalStore: Sendable {
     func saveNow(_ record: JournalRecord) throws {
         try database.write { db in try record.save(db) }
     }
+
+    /// Saves what `current` gives, blocking the calling thread (a short write, for callers that
+    /// answer a program at once).
+    func saveNow(durable: Bool, current: () -> JournalRecord?) throws {
+        try database.writeWithoutTransaction { db in
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.inTransaction {
+                if let record = current() { try record.save(db) }
+                return .commit
+            }
+        }
+    }
 }

@@ -121,8 +121,29 @@ extension MediaFilesystem {
         }
     }
 
+    /// What ``lookupNow(parent:name:)`` found.
+    public enum Lookup: Sendable {
+        case found(EntryReply)
+        case missing
+    }
+
+    /// `lookup` answered at once from a listing that is still fresh; `nil` when the listing must be
+    /// fetched (then call ``lookup(parent:name:)``).
+    public func lookupNow(parent: InodeNumber, name: String) -> Lookup? {
+        guard name.utf8.count <= 255 else { return nil }
+        return state.withLock { state -> Lookup? in
+            guard state.table[parent]?.item.kind == .folder, let listing = state.table.listing(parent),
+                clock.now - listing.fetched < configuration.directoryTTL
+            else { return nil }
+            guard let inode = listing.children[name], let node = state.table[inode] else { return .missing }
+            state.table.lookedUp(inode)
+            return .found(entry(node))
+        }
+    }
+
     /// `lookup`: the child `name` of `parent`, counted as one kernel reference.
     public func lookup(parent: InodeNumber, name: String) async throws -> EntryReply {
+        try Self.checkName(name)
         _ = try directory(parent)
         let listing = try await listing(parent)
         guard let inode = listing.children[name] else { throw FilesystemError.notFound("'\(name)'") }

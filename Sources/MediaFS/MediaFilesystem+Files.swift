@@ -137,6 +137,22 @@ extension MediaFilesystem {
                 try await truncateUnopened(node, to: size)
             }
         }
+        return try applyAttributes(inode, changes, node: node)
+    }
+
+    /// `setattr` answered at once (no size change: nothing to wait for); `nil` when it must take
+    /// the asynchronous path.
+    public func setattrNow(_ inode: InodeNumber, _ changes: SetAttributes) throws -> NodeAttributes? {
+        guard changes.size == nil, let node = state.withLock({ $0.table[inode] }) else { return nil }
+        if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.modified != nil || changes.accessed != nil {
+            try checkWritable("changing '\(node.name)'")
+        }
+        return try applyAttributes(inode, changes, node: node)
+    }
+
+    /// Applies mode, owner and times: kept on the node, with the record of a file being written
+    /// or in the attribute store.
+    private func applyAttributes(_ inode: InodeNumber, _ changes: SetAttributes, node: Node) throws -> NodeAttributes {
         let now = Date()
         let updated = state.withLock { state -> Node? in
             guard var current = state.table[inode] else { return nil }
@@ -151,7 +167,7 @@ extension MediaFilesystem {
         } ?? node
         if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.modified != nil || changes.accessed != nil {
             if let record = updated.item.record {
-                await journal.setAttributes(
+                journal.setAttributes(
                     record, mode: updated.mode, uid: updated.uid, gid: updated.gid, modified: updated.localModified,
                     accessed: updated.localAccessed)
             } else {

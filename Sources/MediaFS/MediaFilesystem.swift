@@ -154,6 +154,15 @@ public final class MediaFilesystem: Sendable {
         return node
     }
 
+    /// `getattr` answered at once while the attributes are fresh (or local); `nil` when they must be
+    /// fetched (then call ``getattr(_:)``).
+    public func getattrNow(_ inode: InodeNumber) -> NodeAttributes? {
+        guard let node = state.withLock({ $0.table[inode] }) else { return nil }
+        guard inode == InodeTable.root || node.detached || node.item.isPending || clock.now - node.fetched < configuration.attributeTTL
+        else { return nil }
+        return attributes(of: node)
+    }
+
     /// `getattr`: cached within the attribute TTL, fetched again after it — with its folder's
     /// listing when that folder was listed (one request for all the files a `stat` of each, as
     /// rsync and find do, would ask about), else by itself.
