@@ -116,6 +116,8 @@ extension MediaFilesystem {
     /// `lookup`: the child `name` of `parent`, counted as one kernel reference.
     public func lookup(parent: InodeNumber, name: String) async throws -> EntryReply {
         _ = try directory(parent)
+        // No name this long can exist: say so (rmdir, unlink, rename and stat of it look it up).
+        try Self.checkName(name)
         let listing = try await listing(parent)
         guard let inode = listing.children[name] else { throw FilesystemError.notFound("'\(name)'") }
         return try state.withLock { state throws(FilesystemError) -> EntryReply in
