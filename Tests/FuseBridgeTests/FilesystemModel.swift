@@ -176,6 +176,8 @@ struct FilesystemModel: Sendable {
         let sourceIsDirectory = if case .directory = source { true } else { false }
         // Into itself: the target's parent is the source or below it.
         if sourceIsDirectory && to.hasPrefix(from + "/") { return .failed(EINVAL) }
+        // Onto one of its own ancestors: that directory holds the source, so it is not empty.
+        if from.hasPrefix(to + "/") { return .failed(ENOTEMPTY) }
         if let target = nodes[to] {
             switch (sourceIsDirectory, target) {
             case (false, .directory): return .failed(EISDIR)

@@ -79,7 +79,9 @@ struct ModelRunner: Sendable {
             }
         }
         if let difference = await Self.compareTree(mount.mountpoint, model) {
-            return Failure(step: index, operation: operation, detail: "the tree differs: \(difference)")
+            // Where the difference is: the Media Manager's view tells a wrong change from a stale cache.
+            let remote = (try? await Self.compareRemote(mount.client, model)) ?? "the same as the model"
+            return Failure(step: index, operation: operation, detail: "the tree differs: \(difference) [the Media Manager, not synced: \(remote)]")
         }
         return nil
     }

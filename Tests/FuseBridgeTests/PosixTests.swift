@@ -178,6 +178,7 @@ struct PosixTests {
         ErrorCase(operation: "rename", paths: ["file", "dir"], expected: EISDIR),
         ErrorCase(operation: "rename", paths: ["empty", "file"], expected: ENOTDIR),
         ErrorCase(operation: "rename", paths: ["empty", "full"], expected: ENOTEMPTY),
+        ErrorCase(operation: "rename", paths: ["full/f", "full"], expected: ENOTEMPTY),
         ErrorCase(operation: "rename", paths: ["file", long], expected: ENAMETOOLONG),
         ErrorCase(operation: "rename", paths: [long, "x"], expected: ENAMETOOLONG),
         ErrorCase(operation: "stat", paths: ["missing"], expected: ENOENT),
