@@ -115,7 +115,14 @@ public final class MediaFilesystem: Sendable {
         var pending: Journal.Entry?
         if let record = item.record {
             pending = journal.entry(record)
-            if let pending { item.size = pending.size }
+            if let pending {
+                item.size = pending.size
+            } else if let saved = journal.savedFile(record) {
+                // Saved, and the journal's event not handled yet: show the saved file.
+                item.size = saved.sizeInBytes
+                item.updated = saved.updatedDate
+                stored = attributeStore.attributes(id: saved.id, hash: saved.hash)
+            }
         } else {
             stored = attributeStore.attributes(id: item.id, hash: item.hash)
         }

@@ -19,6 +19,9 @@ struct MountFixture {
     let server: TestMediaServer
     let client: MediaManagerClient
     let mountpoint: String
+    /// The mounted filesystem and its journal, for tests that call them directly.
+    let filesystem: MediaFilesystem
+    let journal: Journal
 
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
@@ -74,7 +77,7 @@ struct MountFixture {
         if options.contains("allow_other") { chmod(server.directory.path, 0o755) }
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, options: options, logger: logger)
         let loop = Task { try await session.run() }
-        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint)
+        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: journal)
         do {
             let result = try await body(fixture)
             session.unmount()

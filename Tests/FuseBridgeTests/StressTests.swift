@@ -2,8 +2,10 @@ import FaultInjection
 import Foundation
 import Journal
 import Logging
+import MediaFS
 import MediaManager
 import MediaServer
+import NIOCore
 import MediaServerTesting
 import Synchronization
 import Testing
@@ -118,6 +120,64 @@ struct StressTests {
         }
         if let difference = try await ModelRunner.compareRemote(mount.client, model) {
             Issue.record("the Media Manager differs from the workers' models (seed \(seed)): \(difference)")
+        }
+    }
+}
+
+extension StressTests {
+    @Test("--write-back: files read back while their uploads complete read whole (never empty, never EIO)")
+    func readsRacingCompletion() async throws {
+        try await MountFixture.with(journal: { $0.writeBack = true }) { mount in
+            let root = mount.mountpoint
+            let problems = await Posix.offPool { () -> [String] in
+                var problems: [String] = []
+                for index in 0..<150 {
+                    let path = root + "/race-\(index % 10).bin"
+                    let content = Payload(length: 1000 + index * 37, seed: UInt64(index)).bytes
+                    let created = Posix.openWriteClose(path, flags: O_CREAT | O_WRONLY | O_TRUNC, content)
+                    if created != 0 {
+                        problems.append("create \(path): \(Posix.name(created))")
+                        continue
+                    }
+                    // Read while the upload runs and completes.
+                    for _ in 0..<15 {
+                        switch Posix.readAll(path) {
+                        case .success(let read) where read == content: continue
+                        case .success(let read): problems.append("\(path) read \(read.count) bytes of \(content.count)")
+                        case .failure(let error): problems.append("\(path) read failed: \(error)")
+                        }
+                    }
+                    if problems.count > 10 { break }
+                }
+                return problems
+            }
+            #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        }
+    }
+}
+
+extension StressTests {
+    @Test("a file stat'ed and opened just after its upload completed shows its size and reads whole, before the filesystem has taken the saved file")
+    func openRightAfterCompletion() async throws {
+        try await MountFixture.with(journal: { $0.writeBack = true }) { mount in
+            let filesystem = mount.filesystem
+            for index in 0..<20 {
+                let data = Payload(length: 5000 + index, seed: UInt64(index)).bytes
+                let (entry, handle) = try await filesystem.create(parent: 1, name: "done-\(index).bin", flags: O_WRONLY, context: nil)
+                _ = try await filesystem.write(handle: handle, offset: 0, data: ByteBuffer(bytes: data))
+                try await filesystem.flush(handle: handle, context: nil)
+                await filesystem.release(handle: handle)
+                let record = try #require(mount.journal.entries().first { $0.displayName == "done-\(index).bin" }?.id)
+                _ = try await mount.journal.finalized(record)
+                // The journal has finished the record; the filesystem may not have heard yet.
+                let size = try await filesystem.getattr(entry.attributes.inode).size
+                #expect(size == Int64(data.count), "done-\(index).bin: stat says \(size) bytes of \(data.count)")
+                let reader = try await filesystem.open(entry.attributes.inode, flags: O_RDONLY)
+                let read = try await filesystem.read(handle: reader, offset: 0, size: 1 << 20)
+                await filesystem.release(handle: reader)
+                let whole = Array(read.readableBytesView) == data
+                #expect(whole, "done-\(index).bin: read \(read.readableBytes) of \(data.count) bytes")
+            }
         }
     }
 }
