@@ -4,12 +4,15 @@ import Testing
 
 /// Random sequences of create, write, append, truncate, rename (files and folders, onto existing
 /// names), unlink, mkdir, rmdir, chmod, readdir, read, sync and remount, run against a real mount
-/// and against ``FilesystemModel`` and compared after each step (as mountpoint-s3's reference
+/// (with another thread listing the tree meanwhile) and against ``FilesystemModel`` and compared
+/// after each step (as mountpoint-s3's reference
 /// tests do). A failing sequence is shrunk and printed.
 ///
 /// Each run prints its seed. `MEDIAFS_MODEL_SEED=<seed>` replays one (the same sequence in both
 /// close modes), `MEDIAFS_MODEL_STEPS=<n>` sets the number of steps, and
-/// `MEDIAFS_MODEL_SHRINK_SECONDS=<s>` bounds the shrinking of a failure (default 180).
+/// `MEDIAFS_MODEL_SHRINK_SECONDS=<s>` bounds the shrinking of a failure (default 180), and
+/// `MEDIAFS_MODEL_LISTERS=<n>` sets how many threads list and stat the tree meanwhile (default 1:
+/// listings refresh in the middle of changes, as a file manager makes them).
 @Suite("Model-based: random operation sequences, the mount against a model", .serialized)
 struct ModelBasedTests {
     static let environment = ProcessInfo.processInfo.environment
@@ -30,7 +33,8 @@ struct ModelBasedTests {
         let umask = UInt32(Posix.umask)
         var generator = OperationGenerator(seed: seed, umask: umask)
         let operations = generator.operations(steps) + [.sync]
-        let runner = ModelRunner(writeBack: writeBack, umask: umask)
+        var runner = ModelRunner(writeBack: writeBack, umask: umask)
+        runner.listers = Self.environment["MEDIAFS_MODEL_LISTERS"].flatMap(Int.init) ?? 1
         let clock = ContinuousClock()
         let started = clock.now
         guard let failure = try await runner.run(operations) else {

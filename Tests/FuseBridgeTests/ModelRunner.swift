@@ -3,6 +3,7 @@ import Foundation
 import Journal
 import MediaManager
 import MediaServerTesting
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,9 @@ struct ModelRunner: Sendable {
     /// Close mode: `--write-back` or the default (close waits for the upload).
     let writeBack: Bool
     let umask: UInt32
+    /// Threads that list and stat the whole tree over and over while the steps run (they change
+    /// nothing, so the model stays right; they make listings refresh in the middle of changes).
+    var listers = 0
 
     /// The first step whose result or tree differs from the model's.
     struct Failure: Error, Sendable, CustomStringConvertible {
@@ -43,6 +47,12 @@ struct ModelRunner: Sendable {
                     mount -> (Int, Failure?, FilesystemModel) in
                     var current = model
                     var position = index
+                    let stop = StopFlag()
+                    let background = (0..<listers).map { _ in
+                        Task { await Posix.offPool { Self.listUntil(stop, root: mount.mountpoint) } }
+                    }
+                    defer { stop.set() }
+                    _ = background
                     if position > 0, let difference = await Self.compareTree(mount.mountpoint, current) {
                         return (position, Failure(step: position - 1, operation: .remount, detail: difference), current)
                     }
@@ -84,6 +94,22 @@ struct ModelRunner: Sendable {
             return Failure(step: index, operation: operation, detail: "the tree differs: \(difference) [the Media Manager, not synced: \(remote)]")
         }
         return nil
+    }
+
+    /// Lists and stats everything under `root` until `stop` is set; errors are expected (names
+    /// come and go) and ignored.
+    static func listUntil(_ stop: StopFlag, root: String) {
+        while !stop.isSet {
+            var pending = [root]
+            while let directory = pending.popLast(), !stop.isSet {
+                guard case .success(let names) = Posix.list(directory) else { continue }
+                for name in names {
+                    if case .success(let st) = Posix.status(directory + "/" + name), st.st_mode & S_IFMT == S_IFDIR {
+                        pending.append(directory + "/" + name)
+                    }
+                }
+            }
+        }
     }
 
     /// The operation through system calls on the mount.
@@ -281,4 +307,11 @@ struct ModelRunner: Sendable {
         }
         return (current, currentFailure, replays)
     }
+}
+
+/// A flag that background threads poll to stop.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
 }

@@ -103,7 +103,7 @@ struct StressTests {
             \(statistics.cuts) cuts, \(outages) outages; longest operation \(counts.longest) (\(counts.longestOperation)); \
             resident set \(baseline >> 20) MiB, peak +\(grown >> 20) MiB
             """)
-        #expect(counts.failures.isEmpty, "\(counts.failures.joined(separator: "\n"))")
+        #expect(counts.failures.isEmpty, "\(counts.failures.sorted().joined(separator: "\n"))")
         #expect(counts.longest < Self.operationBound, "\(counts.longestOperation) took \(counts.longest)")
         #expect(grown < Self.memoryBound, "the resident set grew by \(grown >> 20) MiB")
         #expect(counts.byKind["create", default: 0] > 10 && counts.byKind["read", default: 0] > 10 && counts.byKind["list", default: 0] > 10)

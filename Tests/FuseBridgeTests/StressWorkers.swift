@@ -59,6 +59,7 @@ final class StressLedger: Sendable {
     }
 
     let counts = Mutex(Counts())
+    let started = ContinuousClock.now
 
     func record(_ kind: String, _ description: String, took duration: Duration) {
         counts.withLock { counts in
@@ -73,7 +74,9 @@ final class StressLedger: Sendable {
 
     func fail(_ message: String) {
         counts.withLock { counts in
-            if counts.failures.count < 50 { counts.failures.append(message) }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if counts.failures.count < 50 { counts.failures.append(String(format: "+%07.3fs ", seconds) + message) }
         }
     }
 }
@@ -211,30 +214,29 @@ struct StressWorker: Sendable {
             switch Int.random(in: 0..<100, using: &generator) {
             case 0..<30:
                 let next = Self.directories.randomElement(using: &generator)!
-                if timed("rename-directory", "rename \(directory) -> \(next)/\(name)", { Posix.rename(path(directory), path("\(next)/\(name)")) }) == 0 {
-                    parent = next
-                } else {
-                    break
-                }
+                guard timed("rename-directory", "rename \(directory) -> \(next)/\(name)", { Posix.rename(path(directory), path("\(next)/\(name)")) }) == 0
+                else { return owned(parent, name, files) }
+                parent = next
             case 30..<60:
                 let file = "f\(Int.random(in: 0..<3, using: &generator)).bin"
                 let content = StressContent.blocks(owner: owner, from: 0, count: Int.random(in: 0...24, using: &generator), version: version)
-                if timed("create", "create \(directory)/\(file)", { Posix.openWriteClose(path("\(directory)/\(file)"), flags: O_CREAT | O_WRONLY | O_TRUNC, content) }) == 0 {
-                    files[file] = content
-                } else {
-                    break
-                }
+                guard timed("create", "create \(directory)/\(file)", { Posix.openWriteClose(path("\(directory)/\(file)"), flags: O_CREAT | O_WRONLY | O_TRUNC, content) }) == 0
+                else { return owned(parent, name, files) }
+                files[file] = content
             default:
                 guard let from = files.keys.sorted().randomElement(using: &generator) else { continue }
                 let to = "f\(Int.random(in: 0..<3, using: &generator)).bin"
-                if timed("rename", "rename \(directory)/\(from) -> \(to)", { Posix.rename(path("\(directory)/\(from)"), path("\(directory)/\(to)")) }) == 0 {
-                    let content = files.removeValue(forKey: from)
-                    files[to] = content
-                } else {
-                    break
-                }
+                guard timed("rename", "rename \(directory)/\(from) -> \(directory)/\(to)", { Posix.rename(path("\(directory)/\(from)"), path("\(directory)/\(to)")) }) == 0
+                else { return owned(parent, name, files) }
+                let content = files.removeValue(forKey: from)
+                files[to] = content
             }
         }
+        return owned(parent, name, files)
+    }
+
+    /// A renamer's directory and files, by path.
+    private func owned(_ parent: String, _ name: String, _ files: [String: [UInt8]]) -> [String: [UInt8]] {
         var owned: [String: [UInt8]] = ["\(parent)/\(name)": []]
         for (file, content) in files { owned["\(parent)/\(name)/\(file)"] = content }
         return owned
