@@ -34,10 +34,16 @@ public final class MediaFilesystem: Sendable {
     /// Follows what the journal finishes.
     let eventTask = Mutex<Task<Void, Never>?>(nil)
 
+    /// An open directory: its listing as of `opendir`, which `readdir` hands out from.
+    struct OpenDirectory: Sendable {
+        let inode: InodeNumber
+        let entries: [DirectoryEntry]
+    }
+
     struct State: ~Copyable {
         var table: InodeTable
         var refreshing: [InodeNumber: Task<Void, any Error>] = [:]
-        var directoryHandles: [UInt64: [DirectoryEntry]] = [:]
+        var directoryHandles: [UInt64: OpenDirectory] = [:]
         var readers: [UInt64: FileReader] = [:]
         var files: [UInt64: OpenFile] = [:]
         var nextHandle: UInt64 = 1

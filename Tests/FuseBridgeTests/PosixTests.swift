@@ -222,3 +222,33 @@ struct PosixTests {
         }
     }
 }
+
+extension PosixTests {
+    @Test("a renamed or removed name is gone at once while another process lists the directory (readdirplus hands out no stale names)")
+    func namesGoneWhileListed() async throws {
+        try await MountFixture.with { mount in
+            let root = mount.mountpoint
+            let stop = StopFlag()
+            let lister = Task { await Posix.offPool { ModelRunner.listUntil(stop, root: root) } }
+            let problems = await Posix.offPool { () -> [String] in
+                var problems: [String] = []
+                for index in 0..<60 {
+                    let name = "name-\(index % 4).txt"
+                    let created = Posix.openWriteClose(root + "/" + name, flags: O_CREAT | O_WRONLY | O_TRUNC, Array("x".utf8))
+                    let renamed = Posix.rename(root + "/" + name, root + "/renamed-\(index % 4).txt")
+                    if created != 0 || renamed != 0 { problems.append("\(name): create \(Posix.name(created)), rename \(Posix.name(renamed))") }
+                    if case .success = Posix.status(root + "/" + name) { problems.append("\(name) is still there after its rename") }
+                    if index % 3 == 0 {
+                        let removed = Posix.unlink(root + "/renamed-\(index % 4).txt")
+                        if removed != 0 { problems.append("unlink renamed-\(index % 4).txt: \(Posix.name(removed))") }
+                        if case .success = Posix.status(root + "/renamed-\(index % 4).txt") { problems.append("renamed-\(index % 4).txt is still there after unlink") }
+                    }
+                }
+                return problems
+            }
+            stop.set()
+            await lister.value
+            #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+        }
+    }
+}
