@@ -45,30 +45,39 @@ struct ModelRunner: Sendable {
             while true {
                 let (next, failure, updated) = try await MountFixture.mounted(server: server, journal: configureJournal) {
                     mount -> (Int, Failure?, FilesystemModel) in
-                    var current = model
-                    var position = index
                     let stop = StopFlag()
-                    let background = (0..<listers).map { _ in
-                        Task { await Posix.offPool { Self.listUntil(stop, root: mount.mountpoint) } }
-                    }
                     defer { stop.set() }
-                    _ = background
-                    if position > 0, let difference = await Self.compareTree(mount.mountpoint, current) {
-                        return (position, Failure(step: position - 1, operation: .remount, detail: difference), current)
-                    }
-                    while position < operations.count {
-                        let operation = operations[position]
-                        position += 1
-                        if operation == .remount { return (position, nil, current) }
-                        if let failure = try await step(position - 1, operation, &current, mount) { return (position, failure, current) }
-                    }
-                    return (position, nil, current)
+                    let root = mount.mountpoint
+                    let background = (0..<listers).map { _ in Task { await Posix.offPool { Self.listUntil(stop, root: root) } } }
+                    let outcome = try await steps(operations, from: index, model, mount)
+                    stop.set()
+                    for lister in background { await lister.value }
+                    return outcome
                 }
                 if let failure { return failure }
                 if next >= operations.count { return nil }
                 (index, model) = (next, updated)
             }
         }
+    }
+
+    /// The steps from `index` up to the next remount (or the end, or the first failure) on one
+    /// mount; returns where it stopped, the failure, and the model.
+    private func steps(_ operations: [ModelOperation], from index: Int, _ model: FilesystemModel, _ mount: MountFixture) async throws
+        -> (Int, Failure?, FilesystemModel)
+    {
+        var current = model
+        var position = index
+        if position > 0, let difference = await Self.compareTree(mount.mountpoint, current) {
+            return (position, Failure(step: position - 1, operation: .remount, detail: difference), current)
+        }
+        while position < operations.count {
+            let operation = operations[position]
+            position += 1
+            if operation == .remount { return (position, nil, current) }
+            if let failure = try await step(position - 1, operation, &current, mount) { return (position, failure, current) }
+        }
+        return (position, nil, current)
     }
 
     /// One operation on the mount and on the model, then the comparisons.
