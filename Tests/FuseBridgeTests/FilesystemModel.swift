@@ -169,9 +169,10 @@ struct FilesystemModel: Sendable {
 
     /// rename(2) as Linux does it, in the order it checks.
     private mutating func rename(_ from: String, _ to: String) -> ModelOutcome {
+        // Both parents are resolved before the source is looked up.
         if let error = resolveParent(from) { return .failed(error) }
-        guard let source = nodes[from] else { return .failed(ENOENT) }
         if let error = resolveParent(to) { return .failed(error) }
+        guard let source = nodes[from] else { return .failed(ENOENT) }
         if from == to { return .ok }
         let sourceIsDirectory = if case .directory = source { true } else { false }
         // Into itself: the target's parent is the source or below it.

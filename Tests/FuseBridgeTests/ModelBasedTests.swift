@@ -69,6 +69,7 @@ struct ModelBasedTests {
         #expect(model.apply(.rename("c", "a")) == .failed(ENOTEMPTY))
         #expect(model.apply(.rename("a/x", "c")) == .failed(EISDIR))
         #expect(model.apply(.rename("a/x", "a")) == .failed(ENOTEMPTY))
+        #expect(model.apply(.rename("missing", "a/x/y")) == .failed(ENOTDIR))
         #expect(model.apply(.create("f", payload)) == .ok)
         #expect(model.apply(.rename("c", "f")) == .failed(ENOTDIR))
         #expect(model.apply(.rename("a", "c")) == .ok)

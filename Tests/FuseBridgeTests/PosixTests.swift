@@ -173,6 +173,7 @@ struct PosixTests {
         ErrorCase(operation: "rename", paths: ["missing", "x"], expected: ENOENT),
         ErrorCase(operation: "rename", paths: ["file", "missing/x"], expected: ENOENT),
         ErrorCase(operation: "rename", paths: ["file", "file2/x"], expected: ENOTDIR),
+        ErrorCase(operation: "rename", paths: ["missing", "file2/x"], expected: ENOTDIR),
         ErrorCase(operation: "rename", paths: ["dir", "dir/sub/inside"], expected: EINVAL),
         ErrorCase(operation: "rename", paths: ["dir", "dir/inside"], expected: EINVAL),
         ErrorCase(operation: "rename", paths: ["file", "dir"], expected: EISDIR),
