@@ -134,8 +134,44 @@ actor FileReader {
         }
     }
 
-    /// GET `bytes=start-(start+length-1)`, checked to be exactly that range.
+    /// How often a range is asked for again after a connection failure or a 5xx/429 answer, and
+    /// the first and longest pause between attempts (about 5 s in all: a short outage of the
+    /// content host is ridden out, a longer one fails the read with EIO).
+    static let retries = 7
+    static let firstPause: Duration = .milliseconds(50)
+    static let longestPause: Duration = .seconds(1)
+
+    /// GET `bytes=start-(start+length-1)`, checked to be exactly that range; transient failures
+    /// are retried with backoff, a bounded number of times.
     private func fetch(start: Int64, length: Int) async throws -> ByteBuffer {
+        var pause = Self.firstPause
+        for attempt in 0... {
+            do {
+                return try await fetchOnce(start: start, length: length)
+            } catch let failure as TransientReadFailure {
+                guard attempt < Self.retries else {
+                    logger.error("\(failure.error)")
+                    throw failure.error
+                }
+                logger.debug("\(failure.error); retrying in \(pause)")
+                do {
+                    try await Task.sleep(for: pause)
+                } catch {
+                    throw FilesystemError(EINTR, "Reading '\(name)' was interrupted")
+                }
+                pause = min(pause * 2, Self.longestPause)
+            }
+        }
+        fatalError("unreachable")
+    }
+
+    /// A failure worth another attempt: the connection failed, or the server is overloaded or
+    /// failing for now.
+    private struct TransientReadFailure: Error {
+        let error: FilesystemError
+    }
+
+    private func fetchOnce(start: Int64, length: Int) async throws -> ByteBuffer {
         let url = try await urlProvider()
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Range", value: "bytes=\(start)-\(start + Int64(length) - 1)")
@@ -150,6 +186,9 @@ actor FileReader {
                 throw FilesystemError(ENOENT, "Reading '\(name)': the content is gone (404)")
             case 401, 403:
                 throw FilesystemError(EACCES, "Reading '\(name)': access denied (\(response.status.code))")
+            case 429, 500...599:
+                throw TransientReadFailure(
+                    error: FilesystemError(EIO, "Reading '\(name)': GET bytes \(start)-\(start + Int64(length) - 1) answered \(response.status.code)"))
             default:
                 throw FilesystemError(EIO, "Reading '\(name)': GET bytes \(start)-\(start + Int64(length) - 1) answered \(response.status.code)")
             }
@@ -162,14 +201,21 @@ actor FileReader {
         } catch let error as FilesystemError {
             logger.error("\(error)")
             throw error
+        } catch let error as TransientReadFailure {
+            throw error
         } catch is CancellationError {
             throw FilesystemError(EINTR, "Reading '\(name)' was interrupted")
         } catch {
+            if Task.isCancelled { throw FilesystemError(EINTR, "Reading '\(name)' was interrupted") }
             let text = "\(error)"
-            let code = text.contains("deadlineExceeded") || text.lowercased().contains("timeout") ? ETIMEDOUT : EIO
-            let failure = FilesystemError(code, "Reading '\(name)': GET bytes \(start)-\(start + Int64(length) - 1) failed: \(error)")
-            logger.error("\(failure)")
-            throw failure
+            if text.contains("deadlineExceeded") || text.lowercased().contains("timeout") {
+                // The read timeout is the bound: no second attempt.
+                let failure = FilesystemError(ETIMEDOUT, "Reading '\(name)': GET bytes \(start)-\(start + Int64(length) - 1) failed: \(error)")
+                logger.error("\(failure)")
+                throw failure
+            }
+            throw TransientReadFailure(
+                error: FilesystemError(EIO, "Reading '\(name)': GET bytes \(start)-\(start + Int64(length) - 1) failed: \(error)"))
         }
     }
 }

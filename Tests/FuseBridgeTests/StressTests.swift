@@ -181,3 +181,32 @@ extension StressTests {
         }
     }
 }
+
+extension StressTests {
+    @Test("reads of a saved file, and changes that download it first, go through a short outage of the content host")
+    func readsThroughShortOutage() async throws {
+        try await WriteTests.withProxy(seed: 11) { proxy, port in
+            try await MountFixture.with(
+                apiURL: "http://127.0.0.1:\(port)", server: { $0.port = port; $0.publicURL = "http://127.0.0.1:\(proxy.port)" }
+            ) { mount in
+                let data = Data.random(300_000)
+                try data.write(to: URL(fileURLWithPath: mount.server.directory.path + "/source.bin"))
+                try await mount.sh("cp \(mount.server.directory.path)/source.bin saved.bin && cp saved.bin other.bin")
+                for (command, what) in [("cat saved.bin | md5sum", "a read"), ("printf tail >> other.bin && md5sum other.bin", "an append")] {
+                    try await proxy.beginOutage(.closeImmediately)
+                    let before = try await proxy.statistics().connectionsRejected
+                    async let result = mount.sh(command, expect: nil)
+                    // The content host refuses it at least once, then comes back.
+                    try await Programs.waitFor("\(what) to meet the outage", timeout: .seconds(10)) {
+                        ((try? await proxy.statistics())?.connectionsRejected ?? 0) > before
+                    }
+                    try await proxy.endOutage()
+                    let finished = try await result
+                    #expect(finished.status == 0, "\(what) failed: \(finished.output)")
+                }
+                #expect(try await mount.sh("cat saved.bin | md5sum").output.hasPrefix(JournalMountTests.md5(data)))
+                #expect(try await mount.sh("md5sum other.bin").output.hasPrefix(JournalMountTests.md5(data + Data("tail".utf8))))
+            }
+        }
+    }
+}
