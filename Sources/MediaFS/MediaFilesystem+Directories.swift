@@ -145,6 +145,8 @@ extension MediaFilesystem {
     public func lookup(parent: InodeNumber, name: String) async throws -> EntryReply {
         try Self.checkName(name)
         _ = try directory(parent)
+        // No name this long can exist: say so (rmdir, unlink, rename and stat of it look it up).
+        try Self.checkName(name)
         let listing = try await listing(parent)
         guard let inode = listing.children[name] else { throw FilesystemError.notFound("'\(name)'") }
         return try state.withLock { state throws(FilesystemError) -> EntryReply in
@@ -181,19 +183,41 @@ extension MediaFilesystem {
                 entries.append(DirectoryEntry(name: name, attributes: attributes(of: node), nextOffset: entries.count + 1, isSelfOrParent: false))
             }
             let handle = state.newHandle()
-            state.directoryHandles[handle] = entries
+            state.directoryHandles[handle] = OpenDirectory(inode: inode, entries: entries)
             return handle
         }
     }
 
-    /// `readdir`: the entries of an open directory from `offset` on.
-    public func readdir(handle: UInt64, offset: Int) throws(FilesystemError) -> ArraySlice<DirectoryEntry> {
-        guard let entries = state.withLock({ $0.directoryHandles[handle] }) else {
-            throw FilesystemError(EBADF, "directory handle \(handle) is not open")
+    /// `readdir`: the entries of an open directory from `offset` on (at most as many as a reply
+    /// can hold). An entry renamed or removed since `opendir` is left out, and attributes are
+    /// current: the kernel caches what `readdirplus` hands it as names, and a stale one would
+    /// bring back a name that is gone. (A rename and a readdir of the same directory never run
+    /// at once: the kernel holds the directory's lock for both.)
+    public func readdir(handle: UInt64, offset: Int) throws(FilesystemError) -> [DirectoryEntry] {
+        try state.withLock { state throws(FilesystemError) -> [DirectoryEntry] in
+            guard let open = state.directoryHandles[handle] else {
+                throw FilesystemError(EBADF, "directory handle \(handle) is not open")
+            }
+            guard offset < open.entries.count else { return [] }
+            let listing = state.table.listings[open.inode]
+            var entries: [DirectoryEntry] = []
+            for entry in open.entries[max(0, offset)...] {
+                if entries.count >= Self.readdirBatch { break }
+                guard !entry.isSelfOrParent, let listing else {
+                    entries.append(entry)
+                    continue
+                }
+                guard listing.children[entry.name] == entry.attributes.inode, let node = state.table[entry.attributes.inode] else { continue }
+                var current = entry
+                current.attributes = attributes(of: node)
+                entries.append(current)
+            }
+            return entries
         }
-        guard offset < entries.count else { return [] }
-        return entries[max(0, offset)...]
     }
+
+    /// The most entries one `readdir` hands out (more than a reply buffer holds).
+    static let readdirBatch = 1024
 
     public func releasedir(handle: UInt64) {
         _ = state.withLock { $0.directoryHandles.removeValue(forKey: handle) }

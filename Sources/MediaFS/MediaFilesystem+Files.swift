@@ -19,10 +19,16 @@ extension MediaFilesystem {
         if flags & O_ACCMODE != O_RDONLY {
             return try await openForWriting(node, flags: flags, context: context)
         }
-        if let record = node.item.record, let data = try? await journal.readable(record) {
-            return register(OpenFile(inode: inode, writable: false, record: record, data: data, opener: nil))
+        if let record = node.item.record {
+            if let data = try? await journal.readable(record) {
+                return register(OpenFile(inode: inode, writable: false, record: record, data: data, opener: nil))
+            }
+            // The record left the journal: saved (take the saved file now rather than wait for
+            // the journal's event), or given up.
+            if let saved = journal.savedFile(record) { adopt(record: record, file: saved) }
         }
         let current = try self.node(inode)
+        guard !current.item.isPending else { throw FilesystemError.notFound("'\(current.name)'") }
         let reader = makeReader(current.item)
         return state.withLock { state in
             let handle = state.newHandle()

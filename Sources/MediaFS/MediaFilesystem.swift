@@ -34,10 +34,16 @@ public final class MediaFilesystem: Sendable {
     /// Follows what the journal finishes.
     let eventTask = Mutex<Task<Void, Never>?>(nil)
 
+    /// An open directory: its listing as of `opendir`, which `readdir` hands out from.
+    struct OpenDirectory: Sendable {
+        let inode: InodeNumber
+        let entries: [DirectoryEntry]
+    }
+
     struct State: ~Copyable {
         var table: InodeTable
         var refreshing: [InodeNumber: Task<Void, any Error>] = [:]
-        var directoryHandles: [UInt64: [DirectoryEntry]] = [:]
+        var directoryHandles: [UInt64: OpenDirectory] = [:]
         var readers: [UInt64: FileReader] = [:]
         var files: [UInt64: OpenFile] = [:]
         var nextHandle: UInt64 = 1
@@ -115,7 +121,14 @@ public final class MediaFilesystem: Sendable {
         var pending: Journal.Entry?
         if let record = item.record {
             pending = journal.entry(record)
-            if let pending { item.size = pending.size }
+            if let pending {
+                item.size = pending.size
+            } else if let saved = journal.savedFile(record) {
+                // Saved, and the journal's event not handled yet: show the saved file.
+                item.size = saved.sizeInBytes
+                item.updated = saved.updatedDate
+                stored = attributeStore.attributes(id: saved.id, hash: saved.hash)
+            }
         } else {
             stored = attributeStore.attributes(id: item.id, hash: item.hash)
         }

@@ -20,27 +20,36 @@ struct MountFixture {
     let server: TestMediaServer
     let client: MediaManagerClient
     let mountpoint: String
+    /// The mounted filesystem and its journal, for tests that call them directly.
+    let filesystem: MediaFilesystem
+    let journal: Journal
 
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
         apiURL: String? = nil,
+        options: [String] = [],
         server configureServer: (inout MediaServerConfiguration) -> Void = { _ in },
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with(configure: configureServer) { server in
-            try await mounted(server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, apiURL: apiURL, body)
+            try await mounted(
+                server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, apiURL: apiURL, options: options,
+                body)
         }
     }
 
-    /// Mounts `server` (at `server.directory/mnt`), runs `body`, unmounts.
+    /// Mounts `server` (at `server.directory/mnt`), runs `body`, unmounts. `options` are FUSE
+    /// mount options (`allow_other` lets other users in; the server's directory is then opened
+    /// to them too, so that they reach the mount point).
     static func mounted<T>(
         server: TestMediaServer,
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
         apiURL: String? = nil,
+        options: [String] = [],
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.mount")
@@ -52,9 +61,10 @@ struct MountFixture {
             server: server, client: client, configure: configure, journal: configureJournal, outageLimit: outageLimit, logger: logger)
         let mountpoint = server.directory.path + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-        let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
+        if options.contains("allow_other") { chmod(server.directory.path, 0o755) }
+        let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, options: options, logger: logger)
         let loop = Task { try await session.run() }
-        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint)
+        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: journal)
         do {
             let result = try await body(fixture)
             session.unmount()

@@ -232,13 +232,22 @@ struct WriteTests {
                 let source = mount.server.directory.path + "/data.bin"
                 try Data.random(40_000_000).write(to: URL(fileURLWithPath: source))
                 async let copy = mount.sh("cp \(source) lost.bin", expect: nil)
-                try await Task.sleep(for: .milliseconds(150))
+                // The outage begins once the upload has started.
+                try await Programs.waitFor("the upload to start", timeout: .seconds(30)) {
+                    ((try? await proxy.statistics())?.bytesUpstream ?? 0) > 0
+                }
                 try await proxy.beginOutage(.refuse)
                 let result = try await copy
                 try await proxy.endOutage()
                 #expect(result.status != 0)
                 #expect(result.output.contains("Input/output error"), "\(result.output)")
-                try await Task.sleep(for: .milliseconds(400))
+                // Nothing is left to upload that could still make it appear.
+                try await Programs.waitFor("the queue to empty", timeout: .seconds(10)) {
+                    guard let queue = try? await mount.sh("getfattr -n user.mediafs.queue --only-values .").output,
+                        let status = try? JSONDecoder().decode(QueueStatus.self, from: Data(queue.utf8))
+                    else { return false }
+                    return status.queued + status.inFlight == 0
+                }
                 #expect(try await mount.remoteFiles()["lost.bin"] == nil)
                 #expect(try await mount.sh("ls").lines.isEmpty)
             }

@@ -17,7 +17,7 @@ enum RawHTTP {
             try await channel.writeAndFlush(ByteBuffer(bytes: chunk)).get()
             sent += chunk.count
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // Every byte is flushed to the socket: the close (a FIN after them) ends the body early.
         try await channel.close()
         return sent
     }
@@ -94,6 +94,7 @@ enum RawHTTP {
                 }
             }
             group.addTask {
+                // The time limit of the answer, not a synchronisation.
                 try await Task.sleep(for: timeout)
                 throw RawHTTPError(message: "no answer within \(timeout)")
             }

@@ -77,9 +77,7 @@ struct FaultInjectionTests {
                 group.addTask {
                     // Two outages while the upload runs: one refusing connections, one resetting them.
                     for (threshold, mode) in [(30, FaultProxy.OutageMode.refuse), (65, .closeImmediately)] {
-                        while progress.last < Int64(threshold * Self.mebibyte) {
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
+                        await progress.reach(Int64(threshold * Self.mebibyte))
                         try await proxy.outage(for: .milliseconds(1500), mode: mode)
                     }
                     return nil
@@ -136,6 +134,8 @@ struct FaultInjectionTests {
                 }
                 return try await upload.finish()
             }
+            // What is measured: for a whole second of outage the writer gets no further (a sleep
+            // that is the thing under test, not a synchronisation).
             try await Task.sleep(for: .seconds(1))
             // One chunk in flight (stuck), one filled and waiting: the writer is held back.
             #expect(appended.last <= 2)
