@@ -61,7 +61,10 @@ extension Journal {
             guard let runtime = state.records[id] else { return nil }
             return (runtime.record.state, runtime.record.replacing)
         }
-        guard let (current, replacing) = pending else { return [] }
+        guard let (current, replacing) = pending else {
+            // Saved just before (the caller had not yet heard): the saved file goes.
+            return savedFile(id).map { [$0.id] } ?? []
+        }
         switch current {
         case .finalizing, .finalized:
             // Being saved: let it finish (it trashes what it replaces), then the caller trashes it.

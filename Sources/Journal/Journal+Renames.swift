@@ -74,6 +74,7 @@ extension Journal {
                 }
                 // Done, unless a newer rename of the file came meanwhile.
                 let done = state.withLock { state -> Bool in
+                    noteTrashed(&state, rename.replacing)
                     guard state.renames[fileId] == rename else { return false }
                     state.renames[fileId] = nil
                     return true

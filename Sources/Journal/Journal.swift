@@ -59,6 +59,10 @@ public final class Journal: Sendable {
         public let lastError: String?
         /// Labels set while pending (given to the file once saved).
         public let labels: [String]?
+        /// The id the saved file will have, when its upload token announced it: a listing that
+        /// already shows that file (the finalize went through, its answer is on its way) must
+        /// not show it twice.
+        public let expectedFileId: String?
     }
 
     public let configuration: Configuration
@@ -134,6 +138,10 @@ public final class Journal: Sendable {
         /// How records finished, for a waiter that comes after (bounded).
         var outcomes: [String: Result<MediaManager.FileDescriptor, JournalError>] = [:]
         var outcomeOrder: [String] = []
+        /// Files trashed because saved files or renames replaced them, latest last (bounded): a
+        /// listing read before they were trashed must not show them again.
+        var trashed: [String] = []
+        var trashedSet: Set<String> = []
         var capabilities: TusServerCapabilities?
         /// Whether bytes may go out before the length is known (deferred-length uploads).
         var streaming: Bool?
@@ -280,6 +288,41 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Files that records saved recently replaced (they are in the trash, or about to be): a
+    /// listing read before they were trashed must not show them.
+    public func recentlyReplaced() -> Set<String> {
+        state.withLock { state in
+            state.trashedSet.union(state.records.values.filter { !$0.record.isPending }.flatMap(\.record.replacing))
+        }
+    }
+
+    /// Files about to go to the trash (a rename replaces them): hidden from listings from now on.
+    public func hideTrashed(_ ids: [String]) {
+        state.withLock { noteTrashed(&$0, ids) }
+    }
+
+    /// Files ``hideTrashed(_:)`` hid that stay after all (the change failed).
+    public func unhideTrashed(_ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        state.withLock { state in
+            let gone = Set(ids)
+            state.trashed.removeAll { gone.contains($0) }
+            state.trashedSet.subtract(gone)
+        }
+    }
+
+    /// Remembers files sent to the trash (the latest 4096).
+    func noteTrashed(_ state: inout State, _ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        state.trashed += ids
+        state.trashedSet.formUnion(ids)
+        if state.trashed.count > 4096 {
+            let dropped = state.trashed.count - 4096
+            state.trashedSet.subtract(state.trashed[..<dropped])
+            state.trashed.removeFirst(dropped)
+        }
+    }
+
     /// Every pending record (not yet in the Media Manager), oldest first.
     public func entries() -> [Entry] {
         state.withLock { state in
@@ -320,7 +363,7 @@ public final class Journal: Sendable {
             mimeType: record.mimeType, size: runtime.size, replacing: record.replacing, mode: record.mode, uid: record.uid,
             gid: record.gid, modified: record.modified.map(Date.init(timeIntervalSince1970:)),
             accessed: record.accessed.map(Date.init(timeIntervalSince1970:)), created: Date(timeIntervalSince1970: record.created),
-            lastError: record.lastError, labels: record.labels)
+            lastError: record.lastError, labels: record.labels, expectedFileId: record.expectedFileId)
     }
 
     // MARK: Bookkeeping (under the lock)
@@ -355,6 +398,7 @@ public final class Journal: Sendable {
         state.records[id] = nil
         state.outcomes[id] = outcome
         state.outcomeOrder.append(id)
+        if case .success = outcome { noteTrashed(&state, runtime.record.replacing) }
         if state.outcomeOrder.count > 4096 {
             state.outcomes[state.outcomeOrder.removeFirst()] = nil
         }

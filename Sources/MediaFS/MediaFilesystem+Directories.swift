@@ -61,7 +61,7 @@ extension MediaFilesystem {
                 guard state.table.generation(directory) == generation else { return (false, []) }
                 // Files saved since they were shown take their ids now, so that the listing
                 // finds them under their inodes; one saved after the listing was read is kept.
-                var saved: [RemoteItem] = state.table.takeSaved(directory).compactMap { state.table[$0]?.item }
+                var saved: [RemoteItem] = state.table.takeSaved(directory).compactMap { state.table[$0] }.filter { $0.parent == directory && !$0.detached && !$0.item.isPending }.map(\.item)
                 for (_, inode) in state.table.pendingChildren(directory) {
                     guard let record = state.table[inode]?.item.record, let file = journal.savedFile(record) else { continue }
                     state.table.rekey(inode, to: RemoteItem(file: file), now: now)
@@ -71,7 +71,12 @@ extension MediaFilesystem {
                 // Renames of saved files not yet sent: the files show under their new names, and
                 // what those renames replaced is gone.
                 let renames = journal.pendingRenames(in: folderId)
-                let replaced = Set(pending.flatMap(\.replacing) + renames.values.flatMap(\.replacing))
+                // What saved files replaced is in the trash, or about to be: a listing read before it
+                // was trashed must not show it.
+                // A file whose finalize went through but whose answer has not arrived shows once, as the
+                // file being written.
+                let replaced = Set(pending.flatMap(\.replacing) + renames.values.flatMap(\.replacing) + pending.compactMap(\.expectedFileId))
+                    .union(journal.recentlyReplaced())
                 var remote = items.filter { !replaced.contains($0.id) }.map { item in
                     guard let rename = renames[item.id] else { return item }
                     var renamed = item
@@ -421,6 +426,9 @@ extension MediaFilesystem {
         let displayName = newDisplayName == source.item.displayName && unsent == nil ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
         var item = source.item
+        // What the rename replaces is hidden from listings from now on: one read between the
+        // move and the trash must not show both under one name.
+        journal.hideTrashed(replaced)
         if displayName != nil || folderId != nil {
             do {
                 switch source.item.kind {
@@ -430,11 +438,13 @@ extension MediaFilesystem {
                     item = RemoteItem(folder: try await client.folders.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
                 }
             } catch {
+                journal.unhideTrashed(replaced)
                 throw FilesystemError.remote(error, "Renaming '\(name)' to '\(newName)'")
             }
         }
         if let pending = targetRecord {
             replaced += try await discard(pending, inode: existing!.inode)
+            journal.hideTrashed(replaced)
         }
         if !replaced.isEmpty {
             do {
@@ -443,6 +453,7 @@ extension MediaFilesystem {
                 default: try await trash(replaced, what: "Replacing '\(newName)'")
                 }
             } catch {
+                journal.unhideTrashed(replaced)
                 logger.error(
                     "'\(name)' was renamed to '\(newName)', but what it replaces could not be moved to the trash; both are in the folder",
                     metadata: ["error": "\(error)"])

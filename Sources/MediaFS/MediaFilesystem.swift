@@ -20,7 +20,8 @@ public final class MediaFilesystem: Sendable {
     public let configuration: FilesystemConfiguration
     let client: MediaManagerClient
     let http: HTTPClient
-    let journal: Journal
+    /// The write journal every file being written goes through.
+    public let journal: Journal
     let attributeStore: AttributeStore
     let logger: Logger
     let clock = ContinuousClock()

@@ -64,7 +64,7 @@ struct MountFixture {
         if options.contains("allow_other") { chmod(server.directory.path, 0o755) }
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, options: options, logger: logger)
         let loop = Task { try await session.run() }
-        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: journal)
+        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: filesystem.journal)
         do {
             let result = try await body(fixture)
             session.unmount()

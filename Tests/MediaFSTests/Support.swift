@@ -54,7 +54,16 @@ struct FilesystemFixture {
     func names(_ inode: InodeNumber) async throws -> [String] {
         let handle = try await filesystem.opendir(inode)
         defer { filesystem.releasedir(handle: handle) }
-        return try filesystem.readdir(handle: handle, offset: 0).filter { !$0.isSelfOrParent }.map(\.name)
+        // Batch after batch, as the kernel asks.
+        var entries: [DirectoryEntry] = []
+        var offset = 0
+        while true {
+            let batch = try filesystem.readdir(handle: handle, offset: offset)
+            guard let last = batch.last else { break }
+            entries += batch
+            offset = last.nextOffset
+        }
+        return entries.filter { !$0.isSelfOrParent }.map(\.name)
     }
 
     /// Reads a whole file through the filesystem in `chunk`-sized reads.

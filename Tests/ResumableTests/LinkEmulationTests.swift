@@ -109,10 +109,10 @@ struct LinkEmulationTests {
                 #expect(ping >= .milliseconds(39))
             }
             let baseline = median(direct.pings)
-            // Upper bounds with room for a loaded machine (the whole suite runs in parallel on two
-            // cores); the lower bounds above are the delay itself.
-            #expect(median(firsts) - direct.first < .milliseconds(80 + 400))
-            #expect(median(pings) - baseline < .milliseconds(40 + 200))
+            // Upper bounds on the fastest of each (a loaded machine only adds time: the whole suite
+            // runs in parallel on two cores), with room; the lower bounds above are the delay itself.
+            #expect(firsts.min()! - direct.first < .milliseconds(80 + 400))
+            #expect(pings.min()! - baseline < .milliseconds(40 + 200))
         }
     }
 
