@@ -427,8 +427,10 @@ extension MediaFilesystem {
         let folderId = newParent == parent ? nil : targetDirectory.item.id
         var item = source.item
         // What the rename replaces is hidden from listings from now on: one read between the
-        // move and the trash must not show both under one name.
-        journal.hideTrashed(replaced)
+        // move and the trash must not show both under one name (a target being written is
+        // given up after the move, or trashed once saved: the file it becomes is hidden too).
+        let hidden = replaced + (targetRecord.flatMap { journal.entry($0)?.expectedFileId }.map { [$0] } ?? [])
+        journal.hideTrashed(hidden)
         if displayName != nil || folderId != nil {
             do {
                 switch source.item.kind {
@@ -438,7 +440,7 @@ extension MediaFilesystem {
                     item = RemoteItem(folder: try await client.folders.update(id: source.item.id, displayName: displayName, parentFolderId: folderId))
                 }
             } catch {
-                journal.unhideTrashed(replaced)
+                journal.unhideTrashed(hidden)
                 throw FilesystemError.remote(error, "Renaming '\(name)' to '\(newName)'")
             }
         }
