@@ -211,7 +211,8 @@ enum FuseOperations {
         ops.readdir = { request, _, size, offset, info in
             let handle = info!.pointee.fh
             FuseHost.now(request, "readdir") { fs, reply in
-                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                // A dirent takes at least 32 bytes.
+                let entries = try fs.readdir(handle: handle, offset: Int(offset), limit: size / 32 + 1)
                 reply.directory(size: size) { request, buffer, size in
                     var used = 0
                     for entry in entries {
@@ -229,7 +230,8 @@ enum FuseOperations {
         ops.readdirplus = { request, _, size, offset, info in
             let handle = info!.pointee.fh
             FuseHost.now(request, "readdirplus") { fs, reply in
-                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                // A direntplus takes at least 160 bytes.
+                let entries = try fs.readdir(handle: handle, offset: Int(offset), limit: size / 160 + 1)
                 let ttl = fs.configuration
                 reply.directory(size: size) { request, buffer, size in
                     var used = 0

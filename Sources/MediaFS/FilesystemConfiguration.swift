@@ -30,6 +30,10 @@ public struct FilesystemConfiguration: Sendable {
     public var readAheadMaximum: Int
     /// Timeout of one content request.
     public var readTimeout: Duration
+    /// Called (off the request path) when the kernel forgot a large part of the tree and the
+    /// inode table shrank: the composition root may hand freed memory back to the system
+    /// (e.g. glibc's `malloc_trim`), which the allocator does not do by itself for small blocks.
+    public var releaseMemory: (@Sendable () -> Void)?
 
     public init(
         rootFolderId: String = "media-root",

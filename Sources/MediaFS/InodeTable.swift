@@ -26,6 +26,8 @@ struct InodeTable: Sendable {
     /// Bumped on every local change of a saved item in a folder, so that a listing fetched
     /// meanwhile is not taken as the truth (it may predate the change).
     private var generations: [InodeNumber: UInt64] = [:]
+    /// How many times the maps were rebuilt smaller (the kernel forgot most of the tree).
+    private(set) var compactions = 0
 
     init(root: RemoteItem, now: ContinuousClock.Instant, maximumListings: Int = 1024, maximumListedEntries: Int = 100_000) {
         self.maximumListings = max(2, maximumListings)
@@ -252,6 +254,7 @@ struct InodeTable: Sendable {
     /// forgot a large tree), the maps are rebuilt at their size, so that the memory goes back.
     private mutating func compact() {
         guard nodes.capacity > 4096, nodes.count < nodes.capacity / 8 else { return }
+        compactions += 1
         nodes = Dictionary(uniqueKeysWithValues: nodes.map { ($0.key, $0.value) })
         inodeByKey = Dictionary(uniqueKeysWithValues: inodeByKey.map { ($0.key, $0.value) })
         generations = Dictionary(uniqueKeysWithValues: generations.map { ($0.key, $0.value) })

@@ -163,7 +163,14 @@ extension MediaFilesystem {
 
     /// `forget`: the kernel dropped `count` references.
     public func forget(_ inode: InodeNumber, count: UInt64) {
-        state.withLock { $0.table.forget(inode, count: count) }
+        let shrank = state.withLock { state -> Bool in
+            let before = state.table.compactions
+            state.table.forget(inode, count: count)
+            return state.table.compactions != before
+        }
+        if shrank, let release = configuration.releaseMemory {
+            Task.detached(priority: .background) { release() }
+        }
     }
 
     /// Counts a reference the kernel took through `readdirplus`.
@@ -177,6 +184,7 @@ extension MediaFilesystem {
     public func opendir(_ inode: InodeNumber) async throws -> UInt64 {
         let directory = try directory(inode)
         let listing = try await listing(inode)
+        let preloaded = storedAttributes(of: Array(listing.children.values))
         return state.withLock { state in
             var entries: [DirectoryEntry] = []
             entries.reserveCapacity(listing.names.count + 2)
@@ -185,7 +193,8 @@ extension MediaFilesystem {
             entries.append(DirectoryEntry(name: "..", attributes: attributes(of: parent), nextOffset: 2, isSelfOrParent: true))
             for name in listing.names {
                 guard let child = listing.children[name], let node = state.table[child] else { continue }
-                entries.append(DirectoryEntry(name: name, attributes: attributes(of: node), nextOffset: entries.count + 1, isSelfOrParent: false))
+                entries.append(
+                    DirectoryEntry(name: name, attributes: attributes(of: node, preloaded: preloaded), nextOffset: entries.count + 1, isSelfOrParent: false))
             }
             let handle = state.newHandle()
             state.directoryHandles[handle] = OpenDirectory(inode: inode, entries: entries)
@@ -198,8 +207,18 @@ extension MediaFilesystem {
     /// current: the kernel caches what `readdirplus` hands it as names, and a stale one would
     /// bring back a name that is gone. (A rename and a readdir of the same directory never run
     /// at once: the kernel holds the directory's lock for both.)
-    public func readdir(handle: UInt64, offset: Int) throws(FilesystemError) -> [DirectoryEntry] {
-        try state.withLock { state throws(FilesystemError) -> [DirectoryEntry] in
+    ///
+    /// `limit` bounds the entries handed out: what the kernel's buffer can hold (it asks for a
+    /// few dozen at a time), so that each call costs what it returns.
+    public func readdir(handle: UInt64, offset: Int, limit: Int = readdirBatch) throws(FilesystemError) -> [DirectoryEntry] {
+        let limit = min(max(1, limit), Self.readdirBatch)
+        // The batch's stored attributes in one query, outside the lock.
+        let batch = state.withLock { state -> [InodeNumber] in
+            guard let open = state.directoryHandles[handle], offset < open.entries.count else { return [] }
+            return open.entries[max(0, offset)...].prefix(limit).filter { !$0.isSelfOrParent }.map(\.attributes.inode)
+        }
+        let preloaded = storedAttributes(of: batch)
+        return try state.withLock { state throws(FilesystemError) -> [DirectoryEntry] in
             guard let open = state.directoryHandles[handle] else {
                 throw FilesystemError(EBADF, "directory handle \(handle) is not open")
             }
@@ -207,22 +226,34 @@ extension MediaFilesystem {
             let listing = state.table.listings[open.inode]
             var entries: [DirectoryEntry] = []
             for entry in open.entries[max(0, offset)...] {
-                if entries.count >= Self.readdirBatch { break }
+                if entries.count >= limit { break }
                 guard !entry.isSelfOrParent, let listing else {
                     entries.append(entry)
                     continue
                 }
                 guard listing.children[entry.name] == entry.attributes.inode, let node = state.table[entry.attributes.inode] else { continue }
                 var current = entry
-                current.attributes = attributes(of: node)
+                current.attributes = attributes(of: node, preloaded: preloaded)
                 entries.append(current)
             }
             return entries
         }
     }
 
+    /// The stored attributes of the saved files and folders among `inodes`, in one query per 500
+    /// (by id).
+    func storedAttributes(of inodes: [InodeNumber]) -> [String: AttributeStore.Stored] {
+        let ids = state.withLock { state in
+            inodes.compactMap { inode -> String? in
+                guard let item = state.table[inode]?.item, item.record == nil else { return nil }
+                return item.id
+            }
+        }
+        return ids.isEmpty ? [:] : attributeStore.attributes(ids: ids)
+    }
+
     /// The most entries one `readdir` hands out (more than a reply buffer holds).
-    static let readdirBatch = 1024
+    public static let readdirBatch = 1024
 
     public func releasedir(handle: UInt64) {
         _ = state.withLock { $0.directoryHandles.removeValue(forKey: handle) }

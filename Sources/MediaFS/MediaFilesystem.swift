@@ -115,7 +115,10 @@ public final class MediaFilesystem: Sendable {
 
     // MARK: Attributes
 
-    func attributes(of node: Node) -> NodeAttributes {
+    /// The attributes the kernel sees. `preloaded` holds stored attributes fetched in bulk for a
+    /// listing (by id, whatever their hash), so that listing a large folder is not one store
+    /// query per file.
+    func attributes(of node: Node, preloaded: [String: AttributeStore.Stored]? = nil) -> NodeAttributes {
         var item = node.item
         let isDirectory = item.kind == .folder
         var stored: AttributeStore.Stored?
@@ -130,6 +133,8 @@ public final class MediaFilesystem: Sendable {
                 item.updated = saved.updatedDate
                 stored = attributeStore.attributes(id: saved.id, hash: saved.hash)
             }
+        } else if let preloaded {
+            stored = preloaded[item.id].flatMap { $0.hash == item.hash ? $0 : nil }
         } else {
             stored = attributeStore.attributes(id: item.id, hash: item.hash)
         }

@@ -84,6 +84,7 @@ extension MountCommand {
             readOnlyMount = readOnly || scopeReadOnly
             configuration.readOnly = readOnlyMount
             configuration.readOnlyReason = readOnly ? "the mount is read-only (--read-only, -o ro)" : reason
+            configuration.releaseMemory = { MemoryTuning.release() }
             let tus = TusClient(
                 configuration: .init(
                     chunkSize: chunkSize << 20,
