@@ -309,7 +309,7 @@ extension MediaFilesystem {
         } else {
             ids = [node.item.id]
             // Renamed here over another file, not yet sent: that file goes too.
-            ids += await journal.cancelRename(of: node.item.id)?.replacing ?? []
+            ids += await journal.cancelRename(of: node.item.id, hidingReplaced: true)?.replacing ?? []
         }
         try await trash(ids, what: "Deleting '\(name)'")
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
@@ -421,7 +421,7 @@ extension MediaFilesystem {
             return
         }
         // A rename not yet sent is superseded by this one (which names the file explicitly).
-        let unsent = await journal.cancelRename(of: source.item.id)
+        let unsent = await journal.cancelRename(of: source.item.id, hidingReplaced: true)
         replaced += unsent?.replacing ?? []
         let displayName = newDisplayName == source.item.displayName && unsent == nil ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
