@@ -84,7 +84,9 @@ extension MediaFilesystem {
                     return renamed
                 }
                 let listed = Set(remote.map(\.id))
-                remote += saved.filter { !listed.contains($0.id) }
+                // A file saved a moment ago that a new record already replaces (its writer is
+                // starting it) shows as that record, not twice.
+                remote += saved.filter { !listed.contains($0.id) && !replaced.contains($0.id) }
                 remote.sort { ($0.created, $0.id) < ($1.created, $1.id) }
                 // Files being written here keep their names; an item the Media Manager lists
                 // under the same name is numbered.
