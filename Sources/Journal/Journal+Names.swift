@@ -70,7 +70,9 @@ extension Journal {
             // Being saved: let it finish (it trashes what it replaces), then the caller trashes it.
             return [try await finalized(id).id]
         case .open, .sealed, .failed, .abandoned:
-            await abandon(id, because: JournalError(ENOENT, "The file was deleted while it was being written"))
+            // What it replaced is the caller's to trash: hidden at once (a listing read before the
+            // trash must not show it).
+            await abandon(id, because: JournalError(ENOENT, "The file was deleted while it was being written"), hidingReplaced: true)
             return replacing
         }
     }

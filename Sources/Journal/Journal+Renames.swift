@@ -43,9 +43,15 @@ extension Journal {
     }
 
     /// Drops a rename not yet sent (the file is deleted, or renamed through the API); returns it,
-    /// so that the caller trashes what it replaced.
-    public func cancelRename(of fileId: String) async -> SavedRename? {
-        guard let rename = state.withLock({ $0.renames.removeValue(forKey: fileId) }) else { return nil }
+    /// so that the caller trashes what it replaced. `hidingReplaced`: the caller trashes them,
+    /// so they stay hidden from listings (they no longer are through the rename).
+    public func cancelRename(of fileId: String, hidingReplaced: Bool = false) async -> SavedRename? {
+        let removed = state.withLock { state -> SavedRename? in
+            guard let rename = state.renames.removeValue(forKey: fileId) else { return nil }
+            if hidingReplaced { noteTrashed(&state, rename.replacing) }
+            return rename
+        }
+        guard let rename = removed else { return nil }
         try? await store.deleteRename(fileId)
         return rename
     }

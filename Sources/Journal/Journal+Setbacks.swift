@@ -130,11 +130,14 @@ extension Journal {
 
     /// Gives a record up: its transfer stops, its bytes go, its tus upload is terminated in the
     /// background (the record stays as `abandoned` until that is done), and waiters get `reason`.
-    func abandon(_ id: String, because reason: JournalError) async {
+    /// `hidingReplaced`: the files it replaced go to the trash too (the caller trashes them), so
+    /// they stay hidden from listings, from the moment the record no longer hides them.
+    func abandon(_ id: String, because reason: JournalError, hidingReplaced: Bool = false) async {
         guard
             let record = state.withLock({ state -> JournalRecord? in
                 guard let runtime = state.records[id] else { return nil }
                 state.transfers[id]?.cancel()
+                if hidingReplaced { noteTrashed(&state, runtime.record.replacing) }
                 forget(&state, id, outcome: .failure(reason))
                 return runtime.record
             })

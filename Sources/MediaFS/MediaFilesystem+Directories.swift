@@ -84,7 +84,9 @@ extension MediaFilesystem {
                     return renamed
                 }
                 let listed = Set(remote.map(\.id))
-                remote += saved.filter { !listed.contains($0.id) }
+                // A file saved a moment ago that a new record already replaces (its writer is
+                // starting it) shows as that record, not twice.
+                remote += saved.filter { !listed.contains($0.id) && !replaced.contains($0.id) }
                 remote.sort { ($0.created, $0.id) < ($1.created, $1.id) }
                 // Files being written here keep their names; an item the Media Manager lists
                 // under the same name is numbered.
@@ -340,7 +342,7 @@ extension MediaFilesystem {
         } else {
             ids = [node.item.id]
             // Renamed here over another file, not yet sent: that file goes too.
-            ids += await journal.cancelRename(of: node.item.id)?.replacing ?? []
+            ids += await journal.cancelRename(of: node.item.id, hidingReplaced: true)?.replacing ?? []
         }
         try await trash(ids, what: "Deleting '\(name)'")
         state.withLock { $0.table.removeChild(parent, name: name, detach: true) }
@@ -452,7 +454,7 @@ extension MediaFilesystem {
             return
         }
         // A rename not yet sent is superseded by this one (which names the file explicitly).
-        let unsent = await journal.cancelRename(of: source.item.id)
+        let unsent = await journal.cancelRename(of: source.item.id, hidingReplaced: true)
         replaced += unsent?.replacing ?? []
         let displayName = newDisplayName == source.item.displayName && unsent == nil ? nil : newDisplayName
         let folderId = newParent == parent ? nil : targetDirectory.item.id
