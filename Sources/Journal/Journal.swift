@@ -282,7 +282,9 @@ public final class Journal: Sendable {
     /// The saved file of a record that is saved (finalized, or finished recently).
     public func savedFile(_ id: String) -> MediaManager.FileDescriptor? {
         state.withLock { state in
-            if let runtime = state.records[id] { return runtime.record.state == .finalized ? runtime.record.file : nil }
+            if let runtime = state.records[id] {
+                return runtime.record.state == .finalized && !runtime.record.isPending ? runtime.record.file : nil
+            }
             if case .success(let file)? = state.outcomes[id] { return file }
             return nil
         }
@@ -363,7 +365,7 @@ public final class Journal: Sendable {
             mimeType: record.mimeType, size: runtime.size, replacing: record.replacing, mode: record.mode, uid: record.uid,
             gid: record.gid, modified: record.modified.map(Date.init(timeIntervalSince1970:)),
             accessed: record.accessed.map(Date.init(timeIntervalSince1970:)), created: Date(timeIntervalSince1970: record.created),
-            lastError: record.lastError, labels: record.labels, expectedFileId: record.expectedFileId)
+            lastError: record.lastError, labels: record.labels, expectedFileId: record.file?.id ?? record.expectedFileId)
     }
 
     // MARK: Bookkeeping (under the lock)

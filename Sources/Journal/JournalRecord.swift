@@ -90,7 +90,9 @@ public struct JournalRecord: Sendable, Hashable, Codable, Identifiable {
     public var isPending: Bool {
         switch state {
         case .open, .sealed, .finalizing, .failed: true
-        case .finalized, .abandoned: false
+        // Saved, but still to be moved where it was renamed to meanwhile: shown where it goes.
+        case .finalized: file.map { $0.parentFolderId != parentFolderId || $0.displayName != displayName } ?? false
+        case .abandoned: false
         }
     }
 }
