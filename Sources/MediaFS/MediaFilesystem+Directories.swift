@@ -242,6 +242,21 @@ extension MediaFilesystem {
         }
     }
 
+    /// A rename the Media Manager learns of later (or never needs): the inode moves in the table,
+    /// taking the place of what it replaces.
+    private func moveLocally(
+        _ inode: InodeNumber, from source: (InodeNumber, String), to target: (InodeNumber, String), displayName: String, replacing: Bool
+    ) {
+        let now = clock.now
+        state.withLock { state in
+            if replacing { state.table.removeChild(target.0, name: target.1, detach: true) }
+            guard var item = state.table[inode]?.item else { return }
+            item.displayName = displayName
+            state.table.removeChild(source.0, name: source.1, detach: false)
+            _ = state.table.addChild(target.0, name: target.1, item: item, now: now)
+        }
+    }
+
     /// The stored attributes of the saved files and folders among `inodes`, in one query per 500
     /// (by id).
     func storedAttributes(of inodes: [InodeNumber]) -> [String: AttributeStore.Stored] {
@@ -419,14 +434,7 @@ extension MediaFilesystem {
                 try await journal.retarget(record, parentFolderId: targetDirectory.item.id, displayName: newDisplayName, replacing: replaced)
             }) {
             case .local:
-                let now = clock.now
-                state.withLock { state in
-                    if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
-                    guard var item = state.table[source.inode]?.item else { return }
-                    item.displayName = newDisplayName
-                    state.table.removeChild(parent, name: name, detach: false)
-                    _ = state.table.addChild(newParent, name: newName, item: item, now: now)
-                }
+                moveLocally(source.inode, from: (parent, name), to: (newParent, newName), displayName: newDisplayName, replacing: existing != nil)
                 return
             case .saved(let file):
                 // Saved meanwhile: it is renamed through the API like any saved file.
@@ -443,14 +451,7 @@ extension MediaFilesystem {
             try await journaled {
                 try await journal.renameSaved(fileId: source.item.id, folderId: targetDirectory.item.id, displayName: newDisplayName, replacing: replaced)
             }
-            let now = clock.now
-            state.withLock { state in
-                if existing != nil { state.table.removeChild(newParent, name: newName, detach: true) }
-                guard var item = state.table[source.inode]?.item else { return }
-                item.displayName = newDisplayName
-                state.table.removeChild(parent, name: name, detach: false)
-                _ = state.table.addChild(newParent, name: newName, item: item, now: now)
-            }
+            moveLocally(source.inode, from: (parent, name), to: (newParent, newName), displayName: newDisplayName, replacing: existing != nil)
             return
         }
         // A rename not yet sent is superseded by this one (which names the file explicitly).
