@@ -3,6 +3,8 @@
 #   make run     build, then mount ./media backed by the embedded Media Manager (foreground)
 #   make test    install what the tests need, build, run every test
 #   make bench   release build and the benchmarks (results in bench/results.md)
+#   make install release build, then install mediafs, its mount helper, completions, man page and
+#                systemd unit under PREFIX (default /usr/local; DESTDIR honoured); make uninstall
 
 SWIFT        ?= swift
 BUILD_FLAGS  ?=
@@ -10,7 +12,21 @@ MOUNTPOINT   ?= ./media
 APT_PACKAGES := libfuse3-dev fuse3 rsync curl attr pkg-config
 PIP_PACKAGES := tuspy==1.1.0 resumable-upload==0.3.0
 
-.PHONY: all deps build release run serve test bench clean
+# Installation layout. For an fstab line of type fuse.mediafs, mount(8) runs mount.fuse.mediafs if
+# it is in /sbin (SBINDIR=/sbin), and otherwise mount.fuse3, whose /bin/sh finds mediafs in
+# /usr/local/bin or /usr/bin (mount(8) clears PATH; those are in the shell's default one).
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+BINDIR       ?= $(PREFIX)/bin
+SBINDIR      ?= $(PREFIX)/sbin
+MANDIR       ?= $(PREFIX)/share/man
+DATADIR      ?= $(PREFIX)/share
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+# The binary to install; by default the release build (made by `make install`).
+BINARY       ?=
+INSTALL      ?= install
+
+.PHONY: all deps build release run serve test bench clean install uninstall
 
 all: build
 
@@ -45,6 +61,29 @@ test: deps
 
 bench: deps release
 	bench/run.sh
+
+## Install (BINARY=path installs that binary instead of building the release one).
+install: $(if $(BINARY),,release)
+	@bin="$(BINARY)"; [ -n "$$bin" ] || bin="$$($(SWIFT) build -c release $(BUILD_FLAGS) --show-bin-path)/mediafs"; \
+	set -e; \
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)$(MANDIR)/man8" "$(DESTDIR)$(UNITDIR)" \
+		"$(DESTDIR)$(DATADIR)/bash-completion/completions" "$(DESTDIR)$(DATADIR)/zsh/site-functions" \
+		"$(DESTDIR)$(DATADIR)/fish/vendor_completions.d"; \
+	$(INSTALL) -m 0755 "$$bin" "$(DESTDIR)$(BINDIR)/mediafs"; \
+	ln -sf "$(BINDIR)/mediafs" "$(DESTDIR)$(SBINDIR)/mount.fuse.mediafs"; \
+	"$$bin" --generate-completion-script bash > "$(DESTDIR)$(DATADIR)/bash-completion/completions/mediafs"; \
+	"$$bin" --generate-completion-script zsh > "$(DESTDIR)$(DATADIR)/zsh/site-functions/_mediafs"; \
+	"$$bin" --generate-completion-script fish > "$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mediafs.fish"; \
+	$(INSTALL) -m 0644 dist/mediafs.8 "$(DESTDIR)$(MANDIR)/man8/mediafs.8"; \
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/mediafs@.service > "$(DESTDIR)$(UNITDIR)/mediafs@.service"; \
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/mediafs@.service" "$(DESTDIR)$(DATADIR)/bash-completion/completions/mediafs" \
+		"$(DESTDIR)$(DATADIR)/zsh/site-functions/_mediafs" "$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mediafs.fish"; \
+	echo "Installed mediafs in $(DESTDIR)$(BINDIR)"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/mediafs" "$(DESTDIR)$(SBINDIR)/mount.fuse.mediafs" "$(DESTDIR)$(MANDIR)/man8/mediafs.8" \
+		"$(DESTDIR)$(UNITDIR)/mediafs@.service" "$(DESTDIR)$(DATADIR)/bash-completion/completions/mediafs" \
+		"$(DESTDIR)$(DATADIR)/zsh/site-functions/_mediafs" "$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mediafs.fish"
 
 clean:
 	$(SWIFT) package clean

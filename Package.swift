@@ -28,10 +28,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
+        // MARK: The retry policy every network call shares
+        .target(name: "Backoff", swiftSettings: swiftSettings),
         // MARK: Wire models and API client
         .target(
             name: "MediaManager",
             dependencies: [
+                "Backoff",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -44,11 +47,26 @@ let package = Package(
         .target(
             name: "Resumable",
             dependencies: [
+                "Backoff",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // MARK: The write journal: files being written, their uploads, local attributes
+        .target(
+            name: "Journal",
+            dependencies: [
+                "Backoff",
+                "MediaManager",
+                "Resumable",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -61,6 +79,7 @@ let package = Package(
         .target(
             name: "MediaFS",
             dependencies: [
+                "Journal",
                 "MediaManager",
                 "Resumable",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -101,7 +120,9 @@ let package = Package(
         .executableTarget(
             name: "mediafs",
             dependencies: [
+                "Backoff",
                 "FuseBridge",
+                "Journal",
                 "Resumable",
                 "MediaFS",
                 "MediaManager",
@@ -112,6 +133,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // MARK: The fault proxy as a process (benchmarks on an emulated wide-area link)
+        .executableTarget(
+            name: "mediafs-faultproxy",
+            dependencies: [
+                "FaultInjection",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -141,6 +173,8 @@ let package = Package(
         .testTarget(
             name: "MediaFSTests",
             dependencies: [
+                "Backoff",
+                "Journal",
                 "MediaFS",
                 "MediaManager",
                 "MediaServerTesting",
@@ -154,9 +188,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "JournalTests",
+            dependencies: [
+                "Backoff",
+                "Journal",
+                "MediaManager",
+                "MediaServerTesting",
+                "Resumable",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FuseBridgeTests",
             dependencies: [
+                "Backoff",
                 "FuseBridge",
+                "Journal",
                 "MediaFS",
                 "MediaManager",
                 "MediaServer",
@@ -174,9 +225,11 @@ let package = Package(
             name: "mediafsTests",
             dependencies: [
                 "mediafs",
+                "MediaManager",
                 "MediaServer",
                 "MediaServerTesting",
                 "FaultInjection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -185,6 +238,7 @@ let package = Package(
         .testTarget(
             name: "MediaManagerTests",
             dependencies: [
+                "Backoff",
                 "MediaManager",
                 "MediaServer",
                 "FaultInjection",
@@ -199,6 +253,7 @@ let package = Package(
         .testTarget(
             name: "ResumableTests",
             dependencies: [
+                "Backoff",
                 "Resumable",
                 "MediaManager",
                 "MediaServer",

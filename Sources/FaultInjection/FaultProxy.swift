@@ -11,7 +11,13 @@ import NIOPosix
 ///   (``CutPolicy``); the positions come from a seeded generator, so a run is reproducible;
 /// - simulate an outage (``beginOutage(_:dropExisting:)``): new connections are refused (the port
 ///   stops listening) or accepted and closed at once, and existing connections are dropped;
+/// - emulate a slower, longer link (``LinkProfile``): a one-way delay and a bandwidth cap per
+///   direction, shared by all connections, and a round trip for each new connection;
 /// - report what it forwarded (``statistics()``).
+///
+/// Memory stays bounded: a side is read only while the bytes the proxy holds for that
+/// direction of that connection stay under the profile's buffer limit and the other side is
+/// writable.
 ///
 /// All state lives on the proxy's own single-threaded event loop.
 public final class FaultProxy: Sendable {
@@ -37,10 +43,16 @@ public final class FaultProxy: Sendable {
         public var bytesUpstream: Int64 = 0
         /// Bytes forwarded from the target to clients.
         public var bytesDownstream: Int64 = 0
+        /// Bytes the proxy holds now: read from one side, not yet written to the other's socket.
+        public var bufferedBytes: Int = 0
+        /// The most bytes the proxy has held at once.
+        public var peakBufferedBytes: Int = 0
     }
 
     /// The port the proxy listens on.
     public let port: Int
+    /// The address the proxy listens on.
+    public let listenHost: String
     /// The target's host and port.
     public let targetHost: String
     public let targetPort: Int
@@ -52,6 +64,7 @@ public final class FaultProxy: Sendable {
 
     private init(
         port: Int,
+        listenHost: String,
         targetHost: String,
         targetPort: Int,
         group: MultiThreadedEventLoopGroup,
@@ -59,6 +72,7 @@ public final class FaultProxy: Sendable {
         logger: Logger
     ) {
         self.port = port
+        self.listenHost = listenHost
         self.targetHost = targetHost
         self.targetPort = targetPort
         self.group = group
@@ -74,25 +88,33 @@ public final class FaultProxy: Sendable {
     ///   - targetPort: The target's port.
     ///   - port: The port to listen on; 0 picks a free one.
     ///   - seed: Seeds the generator that picks cut positions.
+    ///   - link: The link to emulate (default: none, bytes are forwarded at once).
+    ///   - listenHost: The address to listen on (default `127.0.0.1`).
     ///   - logger: Where the proxy logs cuts and outages.
     public static func start(
         targetHost: String = "127.0.0.1",
         targetPort: Int,
         port: Int = 0,
         seed: UInt64 = 0x5EED,
+        link: LinkProfile = .unlimited,
+        listenHost: String = "127.0.0.1",
         logger: Logger
     ) async throws -> FaultProxy {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let state = try await loop.submit {
-            NIOLoopBound(ProxyState(seed: seed, targetHost: targetHost, targetPort: targetPort, logger: logger), eventLoop: loop)
+            NIOLoopBound(
+                ProxyState(
+                    seed: seed, link: link, loop: loop, targetHost: targetHost, targetPort: targetPort, logger: logger),
+                eventLoop: loop)
         }.get()
         do {
-            let channel = try await Self.bind(state: state, group: group, port: port).get()
+            let channel = try await Self.bind(state: state, group: group, host: listenHost, port: port).get()
             let boundPort = channel.localAddress?.port ?? port
             try await loop.submit { state.value.listener = channel }.get()
             return FaultProxy(
                 port: boundPort,
+                listenHost: listenHost,
                 targetHost: targetHost,
                 targetPort: targetPort,
                 group: group,
@@ -126,6 +148,17 @@ public final class FaultProxy: Sendable {
         try await loop.submit { self.state.value.policy = policy }.get()
     }
 
+    /// Changes the emulated link. Bytes already on their way keep their arrival time; a new
+    /// handshake time applies to connections accepted from now on.
+    public func setLink(_ link: LinkProfile) async throws {
+        try await loop.submit { self.state.value.link = link }.get()
+    }
+
+    /// The emulated link.
+    public func link() async throws -> LinkProfile {
+        try await loop.submit { self.state.value.link }.get()
+    }
+
     /// Starts an outage: new connections are refused or closed, and (by default) open ones dropped.
     public func beginOutage(_ mode: OutageMode = .refuse, dropExisting: Bool = true) async throws {
         try await loop.flatSubmit { () -> EventLoopFuture<Void> in
@@ -153,7 +186,7 @@ public final class FaultProxy: Sendable {
         var attempts = 0
         while true {
             do {
-                let channel = try await Self.bind(state: state, group: group, port: port).get()
+                let channel = try await Self.bind(state: state, group: group, host: listenHost, port: port).get()
                 try await loop.submit { self.state.value.listener = channel }.get()
                 break
             } catch {
@@ -191,6 +224,7 @@ public final class FaultProxy: Sendable {
     private static func bind(
         state: NIOLoopBound<ProxyState>,
         group: MultiThreadedEventLoopGroup,
+        host: String,
         port: Int
     ) -> EventLoopFuture<any Channel> {
         ServerBootstrap(group: group)
@@ -200,6 +234,6 @@ public final class FaultProxy: Sendable {
             .childChannelInitializer { inbound in
                 state.value.accept(inbound)
             }
-            .bind(host: "127.0.0.1", port: port)
+            .bind(host: host, port: port)
     }
 }

@@ -1,35 +1,60 @@
 import Logging
 import NIOCore
 
-/// Forwards bytes between the two channels of one proxied connection, with backpressure
-/// (a side reads only while its partner is writable), and applies cuts to upstream bytes.
+/// One side of a proxied connection: what its channel reads goes into ``outgoing`` (towards the
+/// other side), what ``incoming`` delivers is written to its channel. A side reads only while
+/// its outgoing pipe has room and the other side is writable (back-pressure); the client side
+/// also applies cuts to what it reads.
 final class GlueHandler {
     private let connection: ProxyConnection
     /// Whether this handler sits on the client side (its reads go upstream).
     private let isClientSide: Bool
-    private var partner: GlueHandler?
+    /// Carries this channel's reads to the other side.
+    let outgoing: LinkPipe
+    /// Carries the other side's reads to this channel.
+    let incoming: LinkPipe
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// Set once a cut has been decided: later reads are dropped.
+    private var cutting = false
 
-    private init(connection: ProxyConnection, isClientSide: Bool) {
+    private init(connection: ProxyConnection, isClientSide: Bool, outgoing: LinkPipe, incoming: LinkPipe) {
         self.connection = connection
         self.isClientSide = isClientSide
+        self.outgoing = outgoing
+        self.incoming = incoming
     }
 
-    /// A client-side and a target-side handler that forward to each other.
+    /// A client-side and a target-side handler joined by the connection's two pipes.
     static func matchedPair(connection: ProxyConnection) -> (client: GlueHandler, target: GlueHandler) {
-        let client = GlueHandler(connection: connection, isClientSide: true)
-        let target = GlueHandler(connection: connection, isClientSide: false)
-        client.partner = target
-        target.partner = client
+        let client = GlueHandler(
+            connection: connection, isClientSide: true, outgoing: connection.upstream, incoming: connection.downstream)
+        let target = GlueHandler(
+            connection: connection, isClientSide: false, outgoing: connection.downstream, incoming: connection.upstream)
+        connection.upstream.source = client
+        connection.upstream.destination = target
+        connection.downstream.source = target
+        connection.downstream.destination = client
         return (client, target)
     }
 
-    private func partnerWrite(_ buffer: ByteBuffer) {
-        context?.write(NIOAny(buffer), promise: nil)
+    // MARK: Used by the pipes
+
+    /// Whether this channel takes more writes without buffering past its high-water mark.
+    var isWritable: Bool {
+        context?.channel.isWritable ?? false
     }
 
-    private func partnerFlush(then action: (() -> Void)? = nil) {
+    func writeOutput(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(NIOAny(buffer), promise: promise)
+    }
+
+    /// Flushes, then runs `action` once the flushed bytes are written (or failed).
+    func flushOutput(then action: (() -> Void)? = nil) {
         guard let context else {
             action?()
             return
@@ -43,16 +68,13 @@ final class GlueHandler {
         }
     }
 
-    private func partnerWriteEOF() {
+    func closeOutput() {
         context?.close(mode: .output, promise: nil)
     }
 
-    private var partnerWritable: Bool {
-        context?.channel.isWritable ?? false
-    }
-
-    private func partnerBecameWritable() {
-        if pendingRead {
+    /// Reads again if a read was held back and the outgoing pipe has room now.
+    func resumeReading() {
+        if pendingRead, outgoing.canAccept {
             pendingRead = false
             context?.read()
         }
@@ -70,44 +92,41 @@ extension GlueHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        self.partner = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        let state = connection.state
         guard isClientSide else {
-            state.statistics.bytesDownstream += Int64(buffer.readableBytes)
-            partner?.partnerWrite(buffer)
+            outgoing.send(buffer)
             return
         }
+        guard !cutting else { return }
         let (forward, cut) = connection.inspectUpstream(buffer)
         if forward > 0, let slice = buffer.readSlice(length: forward) {
-            state.statistics.bytesUpstream += Int64(forward)
-            partner?.partnerWrite(slice)
+            outgoing.send(slice)
         }
         if cut {
+            let state = connection.state
             state.statistics.cuts += 1
             state.logger.debug("fault proxy cuts a connection", metadata: ["proxy.cut": "\(state.statistics.cuts)"])
-            let connection = self.connection
-            partner?.partnerFlush { connection.close() }
-            // Stop forwarding anything else this connection sends.
-            self.partner = nil
+            // Deliver what passed, then close both sides; ignore anything else this side sends.
+            cutting = true
+            outgoing.finish(.close)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        partner?.partnerFlush()
+        outgoing.flushDirectWrites()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        connection.close()
+        connection.sideClosed(outgoing: outgoing, incoming: incoming)
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            partner?.partnerWriteEOF()
+            outgoing.finish(.halfClose)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -119,15 +138,15 @@ extension GlueHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            partner?.partnerBecameWritable()
+            incoming.source?.resumeReading()
         }
         context.fireChannelWritabilityChanged()
     }
 
     func read(context: ChannelHandlerContext) {
-        if let partner, partner.partnerWritable {
+        if outgoing.canAccept {
             context.read()
-        } else if partner != nil {
+        } else {
             pendingRead = true
         }
     }

@@ -11,15 +11,34 @@ final class ProxyState {
     var statistics = FaultProxy.Statistics()
     var connections: [ObjectIdentifier: ProxyConnection] = [:]
     var generator: SeededGenerator
+    /// The emulated link (delay, caps, handshake, buffer limits).
+    var link: LinkProfile {
+        didSet {
+            upstreamLink.direction = link.upstream
+            downstreamLink.direction = link.downstream
+        }
+    }
+    /// The link's two directions, shared by every connection.
+    let upstreamLink: LinkScheduler
+    let downstreamLink: LinkScheduler
     let targetHost: String
     let targetPort: Int
     let logger: Logger
 
-    init(seed: UInt64, targetHost: String, targetPort: Int, logger: Logger) {
+    init(seed: UInt64, link: LinkProfile, loop: any EventLoop, targetHost: String, targetPort: Int, logger: Logger) {
         self.generator = SeededGenerator(seed: seed)
+        self.link = link
+        self.upstreamLink = LinkScheduler(loop: loop, direction: link.upstream)
+        self.downstreamLink = LinkScheduler(loop: loop, direction: link.downstream)
         self.targetHost = targetHost
         self.targetPort = targetPort
         self.logger = logger
+    }
+
+    /// Counts bytes the proxy holds (taken from a sender, not yet written to a receiver's socket).
+    func noteBuffered(_ delta: Int) {
+        statistics.bufferedBytes += delta
+        statistics.peakBufferedBytes = max(statistics.peakBufferedBytes, statistics.bufferedBytes)
     }
 
     /// Called for every accepted connection: connects to the target and glues the two together.
@@ -30,14 +49,23 @@ final class ProxyState {
         }
         let connection = ProxyConnection(state: self, inbound: inbound)
         connections[ObjectIdentifier(connection)] = connection
-        inbound.closeFuture.assumeIsolated().whenComplete { _ in connection.close() }
+        // Once glued, the handlers close the connection (after delivering what is in flight).
+        inbound.closeFuture.assumeIsolated().whenComplete { _ in
+            if !connection.isGlued { connection.close() }
+        }
         return ClientBootstrap(group: inbound.eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connect(host: targetHost, port: targetPort)
             .assumeIsolated()
             .flatMap { outbound in
                 connection.outbound = outbound
-                outbound.closeFuture.assumeIsolated().whenComplete { _ in connection.close() }
+                outbound.closeFuture.assumeIsolated().whenComplete { _ in
+                    if !connection.isGlued { connection.close() }
+                }
+                guard !connection.isClosed else {
+                    connection.close()
+                    return inbound.eventLoop.makeSucceededVoidFuture()
+                }
                 let (client, target) = GlueHandler.matchedPair(connection: connection)
                 do {
                     try inbound.pipeline.syncOperations.addHandler(client)
@@ -45,6 +73,7 @@ final class ProxyState {
                 } catch {
                     return inbound.eventLoop.makeFailedFuture(error)
                 }
+                connection.isGlued = true
                 self.statistics.connectionsForwarded += 1
                 return inbound.setOption(.autoRead, value: true)
             }
@@ -64,6 +93,10 @@ final class ProxyState {
         for connection in connections.values {
             connection.close()
         }
+        if stopped {
+            upstreamLink.reset()
+            downstreamLink.reset()
+        }
     }
 
     /// Decides, for a trigger just seen, how many more upstream bytes pass before the cut (`nil`: no cut).
@@ -75,11 +108,18 @@ final class ProxyState {
     }
 }
 
-/// One proxied connection: the client side, the target side, and the cut bookkeeping.
+/// One proxied connection: the client side, the target side, the two directions between them,
+/// and the cut bookkeeping.
 final class ProxyConnection {
     unowned let state: ProxyState
     let inbound: any Channel
     var outbound: (any Channel)?
+    /// Client → target.
+    private(set) var upstream: LinkPipe!
+    /// Target → client.
+    private(set) var downstream: LinkPipe!
+    /// Whether the handlers are in place (from then on they decide when to close).
+    var isGlued = false
     /// Upstream bytes left before the cut, once armed.
     var bytesUntilCut: Int?
     /// The last bytes seen upstream, to find a trigger split across reads.
@@ -92,6 +132,18 @@ final class ProxyConnection {
         if state.policy?.trigger == nil {
             bytesUntilCut = state.drawCut()
         }
+        let handshake = state.link.handshakeTime
+        let notBefore = handshake > .zero ? NIODeadline.now() + .nanoseconds(handshake.nanoseconds) : nil
+        upstream = LinkPipe(connection: self, scheduler: state.upstreamLink, isUpstream: true, notBefore: notBefore)
+        downstream = LinkPipe(connection: self, scheduler: state.downstreamLink, isUpstream: false, notBefore: nil)
+    }
+
+    var isClosed: Bool { closed }
+
+    /// One side's channel closed: deliver what it sent, then close; drop what was going to it.
+    func sideClosed(outgoing: LinkPipe, incoming: LinkPipe) {
+        incoming.close()
+        outgoing.finish(.close)
     }
 
     /// Scans an upstream buffer; returns how many of its bytes may pass and whether to cut after them.
@@ -144,6 +196,8 @@ final class ProxyConnection {
         guard !closed else { return }
         closed = true
         state.forget(self)
+        upstream.close()
+        downstream.close()
         inbound.close(promise: nil)
         outbound?.close(promise: nil)
     }

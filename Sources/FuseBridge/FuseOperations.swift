@@ -10,29 +10,45 @@ import NIOCore
 enum FuseOperations {
     static func make() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
-        ops.`init` = { _, conn in
-            guard let conn else { return }
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let host = Unmanaged<FuseHost>.fromOpaque(userdata).takeUnretainedValue()
             cfuse_conn_want(conn, cfuse_cap_readdirplus())
             cfuse_conn_unwant(conn, cfuse_cap_readdirplus_auto())
             cfuse_conn_want(conn, cfuse_cap_atomic_o_trunc())
             cfuse_conn_unwant(conn, cfuse_cap_writeback_cache())
+            // Reads are answered with writev straight from the buffers the bytes arrived in
+            // (one copy, into the page cache). FUSE_CAP_SPLICE_WRITE/MOVE would not save it:
+            // libfuse splices only from a pipe it first write(2)s memory buffers into (a copy),
+            // and falls back to writev for a 1 MiB reply that does not fit its pipe.
+            // max_write also sets max_pages: 1 MiB read requests.
             conn.pointee.max_write = 1 << 20
-            conn.pointee.max_readahead = 1 << 20
+            // The kernel's read-ahead becomes the smaller of this and the mount's read_ahead_kb
+            // (which the session raises before this answer, as root).
+            conn.pointee.max_readahead = UInt32(clamping: host.readAhead)
             conn.pointee.max_background = 64
             conn.pointee.congestion_threshold = 48
         }
         ops.lookup = { request, parent, name in
             let name = String(cString: name!)
+            guard let request else { return }
+            // A fresh listing answers here, on the FUSE thread.
+            let host = FuseHost.from(request)
+            switch host.filesystem.lookupNow(parent: parent, name: name) {
+            case .found(let entry)?:
+                FuseReply(request, "lookup", host: host).entry(entry)
+                return
+            case .missing?:
+                FuseReply(request, "lookup", host: host).entry(FuseOperations.negativeEntry(host.filesystem))
+                return
+            case nil:
+                break
+            }
             FuseHost.run(request, "lookup") { fs, reply in
                 do {
                     reply.entry(try await fs.lookup(parent: parent, name: name))
                 } catch let error as FilesystemError where error.errno == ENOENT {
-                    // A negative entry the kernel may cache briefly.
-                    var attributes = NodeAttributes(
-                        inode: 0, kind: .file, size: 0, permissions: 0, links: 0, uid: 0, gid: 0,
-                        modified: Date(), changed: Date(), accessed: Date())
-                    attributes.inode = 0
-                    reply.entry(EntryReply(attributes: attributes, entryTTL: fs.configuration.negativeTTL, attributeTTL: .zero))
+                    reply.entry(FuseOperations.negativeEntry(fs))
                 }
             }
         }
@@ -50,6 +66,12 @@ enum FuseOperations {
             }
         }
         ops.getattr = { request, inode, _ in
+            guard let request else { return }
+            let host = FuseHost.from(request)
+            if let attributes = host.filesystem.getattrNow(inode) {
+                FuseReply(request, "getattr", host: host).attributes(attributes, ttl: host.filesystem.configuration.attributeTTL)
+                return
+            }
             FuseHost.run(request, "getattr") { fs, reply in
                 reply.attributes(try await fs.getattr(inode), ttl: fs.configuration.attributeTTL)
             }
@@ -57,6 +79,18 @@ enum FuseOperations {
         ops.setattr = { request, inode, attr, toSet, info in
             let changes = FuseOperations.setAttributes(attr!.pointee, toSet)
             let handle = info?.pointee.fh
+            guard let request else { return }
+            // chmod, chown and times need nothing remote: answered here.
+            let host = FuseHost.from(request)
+            do {
+                if let attributes = try host.filesystem.setattrNow(inode, changes) {
+                    FuseReply(request, "setattr", host: host).attributes(attributes, ttl: host.filesystem.configuration.attributeTTL)
+                    return
+                }
+            } catch {
+                FuseReply(request, "setattr", host: host).error(error)
+                return
+            }
             FuseHost.run(request, "setattr") { fs, reply in
                 reply.attributes(try await fs.setattr(inode, changes, handle: handle), ttl: fs.configuration.attributeTTL)
             }
@@ -94,7 +128,9 @@ enum FuseOperations {
             let flags = info!.pointee.flags
             let context = FuseHost.context(request!)
             FuseHost.run(request, "open") { fs, reply in
-                reply.open(handle: try await fs.open(inode, flags: flags, context: context))
+                // O_DIRECT reads bypass the page cache as plain synchronous requests (which a
+                // signal can interrupt), not as the kernel's asynchronous direct I/O.
+                reply.open(handle: try await fs.open(inode, flags: flags, context: context), directIO: flags & cfuse_o_direct() != 0)
             }
         }
         ops.create = { request, parent, name, mode, info in
@@ -107,17 +143,39 @@ enum FuseOperations {
             }
         }
         ops.write = { request, _, buffer, size, offset, info in
-            // The buffer belongs to the FUSE thread: copy it before answering from a task.
-            let data = ByteBuffer(bytes: UnsafeRawBufferPointer(start: buffer, count: size))
             let handle = info!.pointee.fh
+            let bytes = UnsafeRawBufferPointer(start: buffer, count: size)
+            // Most writes go straight into the journal file from the kernel's buffer, on this
+            // thread: no copy, no task.
+            guard let request else { return }
+            let host = FuseHost.from(request)
+            do {
+                if let written = try host.filesystem.writeNow(handle: handle, offset: Int64(offset), bytes: bytes) {
+                    FuseReply(request, "write", host: host).written(written)
+                    return
+                }
+            } catch {
+                FuseReply(request, "write", host: host).error(error)
+                return
+            }
+            // Otherwise the write waits (for room in the journal, or for the file's current
+            // content): the buffer belongs to the FUSE thread, so it is copied first.
+            let data = ByteBuffer(bytes: bytes)
             FuseHost.run(request, "write") { fs, reply in
                 reply.written(try await fs.write(handle: handle, offset: Int64(offset), data: data))
             }
         }
         ops.read = { request, _, size, offset, info in
             let handle = info!.pointee.fh
+            guard let request else { return }
+            // Bytes read ahead are answered here, on the FUSE thread: no task, no hop.
+            let host = FuseHost.from(request)
+            if let buffers = host.filesystem.readNow(handle: handle, offset: Int64(offset), size: size) {
+                FuseReply(request, "read", host: host).buffers(buffers)
+                return
+            }
             FuseHost.run(request, "read") { fs, reply in
-                reply.buffer(try await fs.read(handle: handle, offset: Int64(offset), size: size))
+                reply.buffers(try await fs.readBuffers(handle: handle, offset: Int64(offset), size: size))
             }
         }
         ops.flush = { request, _, info in
@@ -153,7 +211,8 @@ enum FuseOperations {
         ops.readdir = { request, _, size, offset, info in
             let handle = info!.pointee.fh
             FuseHost.now(request, "readdir") { fs, reply in
-                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                // A dirent takes at least 32 bytes.
+                let entries = try fs.readdir(handle: handle, offset: Int(offset), limit: size / 32 + 1)
                 reply.directory(size: size) { request, buffer, size in
                     var used = 0
                     for entry in entries {
@@ -171,7 +230,8 @@ enum FuseOperations {
         ops.readdirplus = { request, _, size, offset, info in
             let handle = info!.pointee.fh
             FuseHost.now(request, "readdirplus") { fs, reply in
-                let entries = try fs.readdir(handle: handle, offset: Int(offset))
+                // A direntplus takes at least 160 bytes.
+                let entries = try fs.readdir(handle: handle, offset: Int(offset), limit: size / 160 + 1)
                 let ttl = fs.configuration
                 reply.directory(size: size) { request, buffer, size in
                     var used = 0
@@ -247,6 +307,14 @@ enum FuseOperations {
             }
         }
         return ops
+    }
+
+    /// The answer for a name that does not exist, which the kernel may cache briefly.
+    static func negativeEntry(_ filesystem: MediaFilesystem) -> EntryReply {
+        let now = Date()
+        let attributes = NodeAttributes(
+            inode: 0, kind: .file, size: 0, permissions: 0, links: 0, uid: 0, gid: 0, modified: now, changed: now, accessed: now)
+        return EntryReply(attributes: attributes, entryTTL: filesystem.configuration.negativeTTL, attributeTTL: .zero)
     }
 
     /// The changes a `setattr` asks for.

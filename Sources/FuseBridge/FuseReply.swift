@@ -7,25 +7,36 @@ import Synchronization
 
 /// The answer to one FUSE request. Each request is answered exactly once: a second reply is
 /// dropped (and logged), and a request dropped without a reply is answered with EIO, so no
-/// calling process is ever left hanging in the kernel.
+/// calling process is ever left hanging in the kernel. Every answer passes the host's
+/// ``ReplyGate``: none reaches a session being destroyed.
 final class FuseReply: @unchecked Sendable {
     // `fuse_req_t` is an OpaquePointer (not Sendable); it is only used to reply, once.
     private let request: fuse_req_t
     private let operation: StaticString
-    private let logger: Logger
+    private let host: FuseHost
     private let replied = Atomic<Bool>(false)
+    private let wasInterrupted = Atomic<Bool>(false)
 
-    init(_ request: fuse_req_t, _ operation: StaticString, logger: Logger) {
+    init(_ request: fuse_req_t, _ operation: StaticString, host: FuseHost) {
         self.request = request
         self.operation = operation
-        self.logger = logger
+        self.host = host
+        host.requests.arrived()
     }
 
     deinit {
         if !replied.load(ordering: .acquiring) {
-            logger.error("FUSE \(operation) finished without a reply; answering EIO")
-            fuse_reply_err(request, EIO)
+            host.logger.error("FUSE \(operation) finished without a reply; answering EIO")
+            replied.store(true, ordering: .releasing)
+            send { fuse_reply_err(request, EIO) }
         }
+    }
+
+    private var logger: Logger { host.logger }
+
+    /// The kernel interrupted the request: an error answer becomes EINTR.
+    func interrupted() {
+        wasInterrupted.store(true, ordering: .releasing)
     }
 
     /// Claims the single reply; false if it was already sent.
@@ -35,14 +46,30 @@ final class FuseReply: @unchecked Sendable {
         return exchanged
     }
 
-    func error(_ code: Int32) {
-        guard claim() else { return }
-        fuse_reply_err(request, code)
+    /// Sends the claimed reply through the gate, and counts the request answered.
+    private func send(_ body: () -> Void) {
+        if host.gate.enter() {
+            body()
+            host.gate.leave()
+        } else {
+            logger.debug("FUSE \(operation): the session is closed; the answer was dropped")
+        }
+        host.requests.answered()
     }
 
-    /// Answers with the errno of `error` (EIO for anything that is not a FilesystemError).
+    func error(_ code: Int32) {
+        guard claim() else { return }
+        let code = code != 0 && wasInterrupted.load(ordering: .acquiring) ? EINTR : code
+        send { fuse_reply_err(request, code) }
+    }
+
+    /// Answers with the errno of `error` (EIO for anything that is not a FilesystemError; EINTR
+    /// once the kernel interrupted the request).
     func error(_ error: any Error) {
-        let failure = error as? FilesystemError ?? FilesystemError(EIO, "\(error)")
+        var failure = error as? FilesystemError ?? FilesystemError(EIO, "\(error)")
+        if wasInterrupted.load(ordering: .acquiring), failure.errno != EINTR {
+            failure = FilesystemError(EINTR, "interrupted (\(failure))")
+        }
         switch failure.errno {
         case ENOENT, EEXIST, ENOTEMPTY, ENODATA, ENOTSUP, ERANGE, EINTR:
             logger.debug("FUSE \(operation): \(failure)")
@@ -58,13 +85,13 @@ final class FuseReply: @unchecked Sendable {
 
     func none() {
         guard claim() else { return }
-        fuse_reply_none(request)
+        send { fuse_reply_none(request) }
     }
 
     func entry(_ reply: EntryReply) {
         guard claim() else { return }
         var parameters = FuseReply.entryParameters(reply)
-        fuse_reply_entry(request, &parameters)
+        send { _ = fuse_reply_entry(request, &parameters) }
     }
 
     func created(_ reply: EntryReply, handle: UInt64, directIO: Bool = false) {
@@ -73,13 +100,13 @@ final class FuseReply: @unchecked Sendable {
         var info = fuse_file_info()
         info.fh = handle
         info.direct_io = directIO ? 1 : 0
-        fuse_reply_create(request, &parameters, &info)
+        send { _ = fuse_reply_create(request, &parameters, &info) }
     }
 
     func attributes(_ attributes: NodeAttributes, ttl: Duration) {
         guard claim() else { return }
         var st = FuseReply.stat(attributes)
-        fuse_reply_attr(request, &st, ttl.seconds)
+        send { _ = fuse_reply_attr(request, &st, ttl.seconds) }
     }
 
     func open(handle: UInt64, keepCache: Bool = false, directIO: Bool = false) {
@@ -88,31 +115,65 @@ final class FuseReply: @unchecked Sendable {
         info.fh = handle
         info.keep_cache = keepCache ? 1 : 0
         info.direct_io = directIO ? 1 : 0
-        fuse_reply_open(request, &info)
+        send { _ = fuse_reply_open(request, &info) }
     }
 
-    func buffer(_ buffer: ByteBuffer) {
+    /// Answers a read with `buffers`, in order, straight from where they are (one `writev`).
+    func buffers(_ buffers: [ByteBuffer]) {
         guard claim() else { return }
-        buffer.withUnsafeReadableBytes { bytes in
-            _ = fuse_reply_buf(request, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+        send {
+            switch buffers.count {
+            case 0:
+                _ = fuse_reply_buf(request, nil, 0)
+            case 1...Self.maximumVectors:
+                _ = withUnsafeTemporaryAllocation(of: iovec.self, capacity: buffers.count) { vectors in
+                    Self.pinning(buffers, from: 0, into: vectors) {
+                        fuse_reply_iov(request, vectors.baseAddress, Int32(buffers.count))
+                    }
+                }
+            default:
+                // Many small pieces (rare): one copy rather than an overlong vector.
+                var joined = ByteBuffer()
+                joined.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
+                for var buffer in buffers { joined.writeBuffer(&buffer) }
+                joined.withUnsafeReadableBytes { bytes in
+                    _ = fuse_reply_buf(request, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                }
+            }
+        }
+    }
+
+    /// The most pieces one reply sends as a vector (writev takes at most 1024, header included).
+    static let maximumVectors = 256
+
+    /// Fills `vectors` with the readable bytes of `buffers[index...]`, each pinned while `body` runs.
+    private static func pinning<R>(
+        _ buffers: [ByteBuffer], from index: Int, into vectors: UnsafeMutableBufferPointer<iovec>, _ body: () -> R
+    ) -> R {
+        guard index < buffers.count else { return body() }
+        return buffers[index].withUnsafeReadableBytes { bytes in
+            vectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            return pinning(buffers, from: index + 1, into: vectors, body)
         }
     }
 
     func bytes(_ bytes: [UInt8]) {
         guard claim() else { return }
-        bytes.withUnsafeBufferPointer { pointer in
-            _ = pointer.withMemoryRebound(to: CChar.self) { fuse_reply_buf(request, $0.baseAddress, $0.count) }
+        send {
+            bytes.withUnsafeBufferPointer { pointer in
+                _ = pointer.withMemoryRebound(to: CChar.self) { fuse_reply_buf(request, $0.baseAddress, $0.count) }
+            }
         }
     }
 
     func written(_ count: Int) {
         guard claim() else { return }
-        fuse_reply_write(request, count)
+        send { _ = fuse_reply_write(request, count) }
     }
 
     func xattrSize(_ size: Int) {
         guard claim() else { return }
-        fuse_reply_xattr(request, size)
+        send { _ = fuse_reply_xattr(request, size) }
     }
 
     func statfs(_ statistics: FilesystemStatistics) {
@@ -127,7 +188,7 @@ final class FuseReply: @unchecked Sendable {
         st.f_ffree = fsfilcnt_t(statistics.freeFiles)
         st.f_favail = fsfilcnt_t(statistics.freeFiles)
         st.f_namemax = UInt(statistics.nameMax)
-        fuse_reply_statfs(request, &st)
+        send { _ = fuse_reply_statfs(request, &st) }
     }
 
     /// Sends a directory buffer that the caller filled with `fill`, which gets the request and
@@ -137,7 +198,7 @@ final class FuseReply: @unchecked Sendable {
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(size, 1))
         defer { buffer.deallocate() }
         let used = fill(request, buffer, size)
-        fuse_reply_buf(request, buffer, used)
+        send { _ = fuse_reply_buf(request, buffer, used) }
     }
 
     // MARK: Conversions

@@ -30,20 +30,16 @@ public struct FilesystemConfiguration: Sendable {
     public var readAheadMaximum: Int
     /// Timeout of one content request.
     public var readTimeout: Duration
-    /// How files are written: streamed while written, or staged and uploaded at close.
-    public var writeMode: WriteMode
-    /// tus PATCH chunk size; a file being written holds about two chunks in memory.
-    public var chunkSize: Int
-    /// How many files may be written at once; beyond it, open fails (EMFILE).
-    public var maxWriters: Int
-    /// Where spool mode stages files.
-    public var cacheDirectory: String
+    /// Called (off the request path) when the kernel forgot a large part of the tree and the
+    /// inode table shrank: the composition root may hand freed memory back to the system
+    /// (e.g. glibc's `malloc_trim`), which the allocator does not do by itself for small blocks.
+    public var releaseMemory: (@Sendable () -> Void)?
 
     public init(
         rootFolderId: String = "media-root",
-        entryTTL: Duration = .seconds(1),
-        attributeTTL: Duration = .seconds(1),
-        directoryTTL: Duration = .seconds(1),
+        entryTTL: Duration = .seconds(10),
+        attributeTTL: Duration = .seconds(10),
+        directoryTTL: Duration = .seconds(10),
         negativeTTL: Duration = .milliseconds(500),
         uid: UInt32 = UInt32(getuid()),
         gid: UInt32 = UInt32(getgid()),
@@ -54,11 +50,7 @@ public struct FilesystemConfiguration: Sendable {
         listPageSize: Int = 1000,
         readAheadInitial: Int = 1 << 20,
         readAheadMaximum: Int = 8 << 20,
-        readTimeout: Duration = .seconds(60),
-        writeMode: WriteMode = .stream,
-        chunkSize: Int = 8 << 20,
-        maxWriters: Int = 16,
-        cacheDirectory: String = NSTemporaryDirectory() + "mediafs-cache"
+        readTimeout: Duration = .seconds(60)
     ) {
         self.rootFolderId = rootFolderId
         self.entryTTL = entryTTL
@@ -75,17 +67,5 @@ public struct FilesystemConfiguration: Sendable {
         self.readAheadInitial = readAheadInitial
         self.readAheadMaximum = readAheadMaximum
         self.readTimeout = readTimeout
-        self.writeMode = writeMode
-        self.chunkSize = chunkSize
-        self.maxWriters = maxWriters
-        self.cacheDirectory = cacheDirectory
     }
-}
-
-/// How a mount writes files.
-public enum WriteMode: String, Sendable, CaseIterable {
-    /// Stream to the Media Manager while the program writes (sequential writes; bounded memory).
-    case stream
-    /// Stage in a temporary file and upload at close: any write pattern works.
-    case spool
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import Logging
 import MediaManager
 import NIOCore
@@ -9,313 +10,380 @@ import Synchronization
 import Glibc
 #endif
 
-/// An open handle on a file being written.
-struct WriteHandle: Sendable {
-    /// `nil` until the first change of a file opened for writing without O_TRUNC.
-    var writer: FileWriter?
+/// An open file handle.
+struct OpenFile: Sendable {
     let inode: InodeNumber
-    /// The process (thread-group id) that opened it: its close finalizes the upload.
-    let opener: Int32?
-    /// A read handle on a file being written (spool mode).
-    var readOnly = false
-    /// Released: the upload is being finalized; a rename or open of the file waits for it.
-    var closing = false
-    /// The file as it was, when opened without O_TRUNC (it stays as it is unless changed).
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`).
+    let writable: Bool
+    /// The journal record it writes (or, read-only, the pending file it reads).
+    var record: String?
+    /// The bytes of a pending file opened read-only (readable after the record leaves the journal).
+    var data: DataFile?
+    /// A saved file opened for writing without `O_TRUNC`: nothing changes until the first write
+    /// or truncate, which starts a record from its current content.
     var existing: RemoteItem?
+    /// The process (thread-group id) that opened it: its close seals the file.
+    let opener: Int32?
+    /// Bytes were written through it since it was opened.
+    var wrote = false
+    /// The file was deleted while open: writes are taken and dropped.
+    var discarded = false
+}
+
+/// The first change through a handle opened on a saved file.
+enum FirstChange {
+    case write
+    case truncate(Int64)
 }
 
 extension MediaFilesystem {
-    // MARK: Opening for writing
+    // MARK: Creating and opening for writing
 
-    /// `create`: a new file, visible at once (with its size so far) but in the Media Manager
-    /// only once finalized. Its resumable upload URL is obtained now, so that a refusal shows at
-    /// open rather than at close.
+    /// `create`: a new file, in the journal at once (its upload URL is fetched meanwhile), shown
+    /// in its folder with its size so far, and in the Media Manager once its upload is finalized.
     public func create(parent: InodeNumber, name: String, mode: UInt32 = 0o644, flags: Int32, context: RequestContext?) async throws -> (EntryReply, UInt64) {
         try checkWritable("creating '\(name)'")
-        try checkWriterBudget(name)
+        try Self.checkName(name)
         let directory = try directory(parent)
-        var existing = try await listing(parent).children[name].flatMap { inode in state.withLock { $0.table[inode] } }
-        if let found = existing { existing = try await settled(found) }
-        if let existing {
+        if let inode = try await listing(parent).children[name], let existing = state.withLock({ $0.table[inode] }) {
+            // The kernel thought the name free (a stale negative entry): it is opened instead.
             if flags & O_EXCL != 0 { throw FilesystemError.exists(name) }
             if existing.item.kind == .folder { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
-            if existing.item.isPending { throw FilesystemError(EBUSY, "'\(name)' is being written") }
+            let handle = try await openForWriting(existing, flags: flags | O_TRUNC, context: context)
+            return try state.withLock { state throws(FilesystemError) in
+                guard let node = state.table[existing.inode] else { throw FilesystemError.notFound("'\(name)'") }
+                state.table.lookedUp(existing.inode)
+                return (entry(node), handle)
+            }
         }
-        let writer = try await startWriter(
-            displayName: NameMapping.displayName(for: name), parentFolderId: directory.item.id,
-            replacing: existing.map { [$0.item.id] } ?? [], mode: configuration.writeMode)
-        let item = RemoteItem.pending(displayName: NameMapping.displayName(for: name), now: Date())
+        let displayName = NameMapping.displayName(for: name)
+        let permissions = mode & 0o7777 & ~(context?.umask ?? 0o022)
+        let record = try await journaled {
+            try await journal.create(
+                Journal.NewFile(
+                    parentFolderId: directory.item.id, displayName: displayName, mimeType: Self.mimeType(forNewFile: displayName),
+                    mode: permissions, uid: context?.uid, gid: context?.gid))
+        }
+        guard let pending = journal.entry(record) else { throw FilesystemError(EIO, "'\(name)' vanished from the journal") }
         let now = clock.now
         let opener = Self.threadGroup(of: context?.pid)
-        let permissions = mode & 0o7777 & ~(context?.umask ?? 0o022)
         return state.withLock { state in
-            let inode: InodeNumber
-            if let existing {
-                inode = existing.inode
-                state.replaced.insert(existing.item.id)
-                state.table.rekey(inode, to: item, now: now)
-                state.table.bumpGeneration(parent)
-            } else {
-                inode = state.table.addChild(parent, name: name, item: item, now: now)
-            }
+            let inode = state.table.addChild(parent, name: name, item: .pending(pending), now: now)
             state.table[inode]?.mode = permissions
+            state.table[inode]?.uid = context?.uid
+            state.table[inode]?.gid = context?.gid
             state.table.lookedUp(inode)
             let handle = state.newHandle()
-            state.writers[handle] = WriteHandle(writer: writer, inode: inode, opener: opener)
+            state.files[handle] = OpenFile(inode: inode, writable: true, record: record, opener: opener)
             return (entry(state.table[inode]!), handle)
         }
     }
 
-    /// `open` for writing an existing file. O_TRUNC replaces it with a new upload (the old file
-    /// goes to the trash when the new one is finalized). Without O_TRUNC nothing changes until
-    /// the first write or truncate (so `touch` works in either mode); changing a file in place
-    /// then needs spool mode.
+    /// `open` for writing. A file being written is shared (one record, whatever the number of
+    /// handles); `O_TRUNC` on a saved file starts a new record that replaces it (the old file goes
+    /// to the trash once the new one is saved); without `O_TRUNC` nothing changes until the first
+    /// write or truncate (so `touch` and `open(O_RDWR)` cost nothing).
     func openForWriting(_ node: Node, flags: Int32, context: RequestContext?) async throws -> UInt64 {
         try checkWritable("opening '\(node.name)' for writing")
-        let node = try await settled(node)
-        if node.item.isPending { throw FilesystemError(EBUSY, "'\(node.name)' is already being written") }
-        try checkWriterBudget(node.name)
         let opener = Self.threadGroup(of: context?.pid)
-        guard flags & O_TRUNC != 0 else {
-            let reader = makeReader(node.item)
-            return state.withLock { state in
-                let handle = state.newHandle()
-                state.writers[handle] = WriteHandle(writer: nil, inode: node.inode, opener: opener, existing: node.item)
-                state.readers[handle] = reader
-                return handle
+        let truncate = flags & O_TRUNC != 0
+        return try await inodeLocks.withLock(node.inode) {
+            var current = try self.node(node.inode)
+            if let record = current.item.record {
+                if try await journaled({ try await journal.attach(record) }) {
+                    if truncate { try await journaled { try await journal.truncate(record, to: 0) } }
+                    return register(OpenFile(inode: node.inode, writable: true, record: record, opener: opener))
+                }
+                // Saved meanwhile (or being saved): change the saved file.
+                let saved = try await journaled { try await journal.finalized(record) }
+                adopt(record: record, file: saved)
+                current = try self.node(node.inode)
             }
+            if truncate {
+                let record = try await startRecord(for: current, baseSize: 0)
+                return register(OpenFile(inode: node.inode, writable: true, record: record, opener: opener))
+            }
+            return register(OpenFile(inode: node.inode, writable: true, existing: current.item, opener: opener))
         }
-        guard let parent = state.withLock({ $0.table[node.parent] }) else { throw FilesystemError.notFound("'\(node.name)'") }
-        let writer = try await startWriter(
-            displayName: node.item.displayName, parentFolderId: parent.item.id, replacing: [node.item.id], mode: configuration.writeMode)
-        let pending = RemoteItem.pending(displayName: node.item.displayName, now: Date())
-        let now = clock.now
-        return state.withLock { state in
-            state.replaced.insert(node.item.id)
-            state.table.rekey(node.inode, to: pending, now: now)
-            state.table.bumpGeneration(node.parent)
+    }
+
+    func register(_ file: OpenFile) -> UInt64 {
+        state.withLock { state in
             let handle = state.newHandle()
-            state.writers[handle] = WriteHandle(writer: writer, inode: node.inode, opener: opener)
+            state.files[handle] = file
             return handle
         }
     }
 
-    /// The writer of a handle, made at its first change when the file was opened without
-    /// O_TRUNC: in spool mode the file is staged with its current content; stream mode cannot
-    /// change a file in place.
-    func writer(for handle: UInt64) async throws -> FileWriter {
-        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly else {
+    /// Starts a record that replaces the saved file of `node`, from its first `baseSize` bytes
+    /// (downloaded into the journal before any write lands), keeping its mode and owner.
+    func startRecord(for node: Node, baseSize: Int64) async throws -> String {
+        guard let parent = state.withLock({ $0.table[node.parent] }) else { throw FilesystemError.notFound("'\(node.name)'") }
+        let original = node.item
+        let shown = attributes(of: node)
+        var base: (size: Int64, download: @Sendable (DataFile) async throws -> Void)?
+        if baseSize > 0 {
+            base = (baseSize, { [self] file in try await self.download(original, count: baseSize, into: file) })
+        }
+        let record = try await journaled {
+            try await journal.create(
+                Journal.NewFile(
+                    parentFolderId: parent.item.id, displayName: original.displayName, mimeType: Self.mimeType(forNewFile: original.displayName),
+                    replacing: [original.id], base: base, mode: shown.permissions, uid: shown.uid, gid: shown.gid))
+        }
+        guard let pending = journal.entry(record) else { throw FilesystemError(EIO, "'\(node.name)' vanished from the journal") }
+        let now = clock.now
+        state.withLock { state in
+            state.table.rekey(node.inode, to: .pending(pending), now: now)
+        }
+        return record
+    }
+
+    /// The record a write handle changes: started at its first change when the handle was opened
+    /// on a saved file without `O_TRUNC`. `nil` when the file was deleted while open.
+    func record(for handle: UInt64, change: FirstChange) async throws -> String? {
+        guard let file = state.withLock({ $0.files[handle] }), file.writable else {
             throw FilesystemError(EBADF, "file handle \(handle) is not open for writing")
         }
-        if let writer = writeHandle.writer { return writer }
-        guard let original = writeHandle.existing else { throw FilesystemError(EBADF, "file handle \(handle) has no file") }
-        guard configuration.writeMode == .spool else {
-            let error = FilesystemError(
-                EPERM,
-                "Changing '\(original.displayName)' in place (opened without O_TRUNC) needs --write-mode spool; "
-                    + "in stream mode a file can only be written whole")
-            throw error
-        }
-        guard let node = state.withLock({ $0.table[writeHandle.inode] }), let parent = state.withLock({ $0.table[node.parent] }) else {
-            throw FilesystemError.notFound("'\(original.displayName)'")
-        }
-        let writer = try await startWriter(
-            displayName: original.displayName, parentFolderId: parent.item.id, replacing: [original.id], mode: .spool)
-        try await writer.prefill(from: try await contentURL(of: original), size: original.size, http: http)
-        let pending = RemoteItem.pending(displayName: original.displayName, now: Date())
-        let now = clock.now
-        let size = original.size
-        state.withLock { state in
-            state.replaced.insert(original.id)
-            state.table.rekey(writeHandle.inode, to: pending, now: now)
-            state.table[writeHandle.inode]?.item.size = size
-            state.table.bumpGeneration(node.parent)
-            state.writers[handle]?.writer = writer
-            state.writers[handle]?.existing = nil
-        }
-        return writer
-    }
-
-    private func checkWriterBudget(_ name: String) throws(FilesystemError) {
-        let writing = state.withLock { $0.writers.values.filter { !$0.readOnly }.count }
-        guard writing < configuration.maxWriters else {
-            let error = FilesystemError(
-                EMFILE,
-                "Cannot open '\(name)' for writing: \(writing) files are being written at once, the limit (--max-writers); "
-                    + "it bounds the memory of uploads")
-            logger.warning("\(error)")
-            throw error
-        }
-    }
-
-    /// Obtains the resumable upload URL and token and sets up the writer.
-    private func startWriter(displayName: String, parentFolderId: String, replacing: [String], mode: WriteMode) async throws -> FileWriter {
-        let mimeType = MIMETypes.guess(fileName: displayName)
-        let resumable: GenerateResumableUploadUrlResponse
-        do {
-            resumable = try await client.files.generateFileResumableUploadUrl(
-                mimeType: mimeType, options: UploadOptions(fileName: displayName, parentFolderId: parentFolderId))
-        } catch {
-            throw FilesystemError.remote(error, "Getting an upload URL for '\(displayName)'")
-        }
-        let capabilities = try await capabilities(uploadURL: resumable.uploadUrl)
-        var writeMode: FileWriter.Mode = mode == .spool ? .spool : .stream
-        if writeMode == .stream && !capabilities.supportsDeferredLength {
-            writeMode = .spool
-            logger.notice(
-                "The upload server does not offer tus creation-defer-length, so '\(displayName)' is staged locally and uploaded at close")
-        }
-        return try FileWriter(
-            client: client, tus: tus, capabilities: capabilities, resumable: resumable,
-            target: .init(displayName: displayName, mimeType: mimeType, parentFolderId: parentFolderId, replacing: replacing),
-            mode: writeMode, stagingDirectory: configuration.cacheDirectory, chunkSize: configuration.chunkSize, logger: logger,
-            onUploaded: { [weak self] writer, file in self?.adopt(file, from: writer) })
-    }
-
-    /// The Media Manager has a written file: its inode takes the file's id at once, so that a
-    /// listing fetched from now on finds the file under its inode (and no duplicate name).
-    private func adopt(_ file: MediaManager.FileDescriptor, from writer: FileWriter) {
-        let now = clock.now
-        state.withLock { state in
-            guard let inode = state.writers.values.first(where: { $0.writer === writer })?.inode else { return }
-            state.table.rekey(inode, to: RemoteItem(file: file), now: now)
-            if let parent = state.table[inode]?.parent { state.table.bumpGeneration(parent) }
-        }
-    }
-
-    /// The upload server's tus features, asked once per mount.
-    private func capabilities(uploadURL: String) async throws -> TusServerCapabilities {
-        if let known = state.withLock({ $0.capabilities }) { return known }
-        do {
-            let discovered = try await tus.discover(creationURL: uploadURL)
-            state.withLock { $0.capabilities = discovered }
-            return discovered
-        } catch {
-            throw FilesystemError(EIO, "Asking the upload server for its tus features failed: \(error)")
-        }
-    }
-
-    func contentURL(of item: RemoteItem) async throws -> String {
-        guard item.isPrivate else { return item.url }
-        do {
-            return try await client.files.generateDownloadUrl(id: item.id).downloadUrls.first?.url ?? item.url
-        } catch {
-            throw FilesystemError.remote(error, "Getting a download URL for '\(item.displayName)'")
+        if file.discarded { return nil }
+        if let record = file.record { return record }
+        return try await inodeLocks.withLock(file.inode) {
+            if let record = state.withLock({ $0.files[handle]?.record }) { return record }
+            var current = try self.node(file.inode)
+            var record: String?
+            if let pending = current.item.record {
+                if try await journaled({ try await journal.attach(pending) }) {
+                    record = pending  // another handle started one: share it
+                } else {
+                    adopt(record: pending, file: try await journaled { try await journal.finalized(pending) })
+                    current = try self.node(file.inode)
+                }
+            }
+            if record == nil {
+                let baseSize: Int64 =
+                    switch change {
+                    case .write: current.item.size
+                    case .truncate(let length): min(length, current.item.size)
+                    }
+                record = try await startRecord(for: current, baseSize: baseSize)
+            }
+            state.withLock { state in
+                state.files[handle]?.record = record
+                state.files[handle]?.existing = nil
+            }
+            return record
         }
     }
 
     // MARK: Writing
 
-    /// `write`: returns the bytes taken (all of them). Waits while the network is slower than
-    /// the writer.
+    /// `write`, on the FUSE thread with the kernel's buffer: done at once when nothing has to be
+    /// waited for (the journal write is a `pwrite` into the page cache). `nil` means the write
+    /// must take the asynchronous path (``write(handle:offset:data:)``).
+    public func writeNow(handle: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws -> Int? {
+        guard let file = state.withLock({ $0.files[handle] }), file.writable else {
+            throw FilesystemError(EBADF, "file handle \(handle) is not open for writing")
+        }
+        if file.discarded { return bytes.count }
+        guard let record = file.record else { return nil }
+        do throws(JournalError) {
+            guard try journal.writeNow(record, at: offset, bytes: bytes) else { return nil }
+        } catch {
+            if error.errno == ESTALE || error.errno == EBADF { return nil }
+            throw FilesystemError(error.errno, error.message)
+        }
+        if !file.wrote { state.withLock { $0.files[handle]?.wrote = true } }
+        return bytes.count
+    }
+
+    /// `write`: returns the bytes taken (all of them). Waits while the journal is full.
     public func write(handle: UInt64, offset: Int64, data: ByteBuffer) async throws -> Int {
-        let writer = try await writer(for: handle)
-        let written = try await writer.write(data, at: offset)
-        let size = await writer.size
-        state.withLock { state in
-            if let inode = state.writers[handle]?.inode { state.table[inode]?.item.size = size }
+        for _ in 0..<3 {
+            guard let record = try await record(for: handle, change: .write) else { return data.readableBytes }
+            do throws(JournalError) {
+                _ = try await journal.write(record, at: offset, buffer: data)
+                state.withLock { $0.files[handle]?.wrote = true }
+                return data.readableBytes
+            } catch where error.errno == ESTALE || error.errno == EBADF {
+                // The record was saved (a close through another descriptor sealed it) or dropped:
+                // the next write changes the saved file, or is dropped if the file was deleted.
+                try await rebind(handle, from: record)
+            } catch {
+                throw FilesystemError(error.errno, error.message)
+            }
         }
-        return written
+        throw FilesystemError(EIO, "The file kept changing state while it was written")
     }
 
-    /// `flush` (each close(2)): the writing process's close finalizes the upload and returns only
-    /// once the Media Manager has the file; its error is what close(2) returns. Flushes from
-    /// other processes (a dup'd descriptor), or before any byte was written, change nothing.
-    public func flush(handle: UInt64, context: RequestContext?) async throws {
-        guard let writeHandle = state.withLock({ $0.writers[handle] }), !writeHandle.readOnly, let writer = writeHandle.writer else { return }
-        guard await writer.wroteBytes, await !writer.discarded else { return }
-        if let opener = writeHandle.opener, let caller = Self.threadGroup(of: context?.pid), caller != opener { return }
-        try await finalize(writeHandle, writer)
-    }
-
-    /// `fsync`: everything written so far is pushed and acknowledged by the server.
-    public func fsync(handle: UInt64) async throws {
-        guard let writer = state.withLock({ $0.writers[handle] })?.writer else { return }
-        try await writer.sync()
-    }
-
-    /// At release: finalize what no flush finalized (an empty file, say).
-    func finishWriting(_ handle: WriteHandle) async {
-        guard let writer = handle.writer else { return }
-        if await writer.isFinished { return }
-        if await writer.discarded { return }
-        do {
-            try await finalize(handle, writer)
-        } catch {
-            logger.error("A file was not saved: \(error)")
+    /// A handle whose record left the journal: it goes on with the saved file (or drops writes if
+    /// the file was deleted).
+    private func rebind(_ handle: UInt64, from record: String) async throws {
+        if let saved = try? await journal.finalized(record) {
+            adopt(record: record, file: saved)
         }
-    }
-
-    /// Finalizes a writer and puts the new file under the writer's inode.
-    private func finalize(_ handle: WriteHandle, _ writer: FileWriter) async throws {
-        let file: MediaManager.FileDescriptor
-        do {
-            file = try await writer.finalize()
-        } catch {
-            await forgetFailedWrite(handle, writer)
-            throw error
-        }
-        let now = clock.now
-        let replacing = await writer.target.replacing
         let node = state.withLock { state -> Node? in
-            if state.table[handle.inode]?.item.id != file.id {
-                state.table.rekey(handle.inode, to: RemoteItem(file: file), now: now)
-            }
-            replacing.forEach { state.replaced.remove($0) }
-            return state.table[handle.inode]
+            guard let inode = state.files[handle]?.inode else { return nil }
+            return state.table[inode]
         }
-        if let node { persistAttributes(of: node) }
-    }
-
-    /// A write that failed leaves nothing behind: its entry goes, and a file it was to replace
-    /// shows again.
-    private func forgetFailedWrite(_ handle: WriteHandle, _ writer: FileWriter) async {
-        let replacing = await writer.target.replacing
-        let now = clock.now
         state.withLock { state in
-            replacing.forEach { state.replaced.remove($0) }
-            guard let node = state.table[handle.inode], node.item.isPending else { return }
-            state.table.removeChild(node.parent, name: node.name, detach: true)
-            state.table.invalidate(node.parent, now: now)
-        }
-    }
-
-    /// A pending file whose writer was closed (its finalize runs in release): waits for the
-    /// finalize, so that what follows (rename, open, unlink) sees the finished file.
-    func settled(_ node: Node) async throws -> Node {
-        guard node.item.isPending else { return node }
-        let handle = state.withLock { $0.writers.values.first { $0.inode == node.inode && !$0.readOnly && $0.writer != nil } }
-        guard let handle, handle.closing, let writer = handle.writer else { return node }
-        _ = try? await writer.finalize()
-        return state.withLock { $0.table[node.inode] } ?? node
-    }
-
-    /// The writer of a file being written, if any.
-    func pendingWriter(_ inode: InodeNumber) -> FileWriter? {
-        state.withLock { $0.writers.values.first { $0.inode == inode && !$0.readOnly && $0.writer != nil }?.writer }
-    }
-
-    /// Truncating a finished file (not open): only spool mode can rewrite it.
-    func truncateFinished(_ node: Node, to size: Int64) async throws {
-        try checkWritable("truncating '\(node.name)'")
-        let handle = try await openForWriting(node, flags: O_WRONLY, context: nil)
-        defer {
-            state.withLock { state in
-                state.writers[handle] = nil
-                state.readers[handle] = nil
+            state.files[handle]?.record = nil
+            if let node, !node.item.isPending, !node.detached {
+                state.files[handle]?.existing = node.item
+            } else {
+                state.files[handle]?.discarded = true
             }
         }
+    }
+
+    /// `flush` (each close(2)): the close of the writing process seals the file: its bytes are
+    /// durable in the journal. Without write-back it then waits until the Media Manager has the
+    /// file, and an upload failure is what close(2) returns. Closes from other processes (a
+    /// dup'd descriptor), before any byte was written, or while other handles still write,
+    /// change nothing (the last release seals).
+    public func flush(handle: UInt64, context: RequestContext?) async throws {
+        guard let file = state.withLock({ $0.files[handle] }), file.writable, let record = file.record, file.wrote, !file.discarded
+        else { return }
+        if let opener = file.opener, let caller = Self.threadGroup(of: context?.pid), caller != opener { return }
+        guard journal.writers(record) <= 1 else { return }
+        try await journaled { try await journal.seal(record) }
+        guard !journal.configuration.writeBack else { return }
         do {
-            let writer = try await writer(for: handle)
-            try await writer.truncate(to: size)
-            if let writeHandle = state.withLock({ $0.writers[handle] }) { try await finalize(writeHandle, writer) }
+            let saved = try await journaled { try await journal.finalized(record) }
+            adopt(record: record, file: saved)
         } catch {
-            if let writeHandle = state.withLock({ $0.writers[handle] }), let writer = writeHandle.writer {
-                await writer.abandon()
-                await forgetFailedWrite(writeHandle, writer)
-            }
+            // Given up (it failed while this close waited): nothing appears in the folder.
+            if journal.entry(record) == nil, journal.uploadState(record) != "done" { self.handle(.abandoned(record: record)) }
             throw error
         }
+    }
+
+    /// `fsync`: a file still open has its bytes made durable in the journal (it is not finalized:
+    /// the program may go on writing); a closed one is waited for until the Media Manager has it.
+    public func fsync(handle: UInt64) async throws {
+        guard let file = state.withLock({ $0.files[handle] }), let record = file.record, !file.discarded else { return }
+        try await journaled { try await journal.sync(record) }
+    }
+
+    /// A write handle is released: the last one seals the file.
+    func releaseWriter(_ file: OpenFile) async {
+        guard file.writable, let record = file.record, !file.discarded else { return }
+        do {
+            try await journal.detach(record)
+        } catch {
+            logger.error("Closing a file being written failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// `truncate(2)` of a file not open for writing: a pending file's record changes; a saved
+    /// file gets a new record from its first `size` bytes that replaces it.
+    func truncateUnopened(_ node: Node, to size: Int64) async throws {
+        try checkWritable("truncating '\(node.name)'")
+        let record: String = try await inodeLocks.withLock(node.inode) {
+            var current = try self.node(node.inode)
+            if let pending = current.item.record {
+                if try await journaled({ try await journal.attach(pending) }) { return pending }
+                adopt(record: pending, file: try await journaled { try await journal.finalized(pending) })
+                current = try self.node(node.inode)
+            }
+            return try await startRecord(for: current, baseSize: min(size, current.item.size))
+        }
+        do {
+            try await journaled { try await journal.truncate(record, to: size) }
+        } catch {
+            try? await journaled { try await journal.detach(record) }
+            throw error
+        }
+        try await journaled { try await journal.detach(record) }
+        guard !journal.configuration.writeBack else { return }
+        adopt(record: record, file: try await journaled { try await journal.finalized(record) })
+    }
+
+    // MARK: What the journal finished
+
+    func handle(_ event: Journal.Event) {
+        switch event {
+        case .finalized(let record, let file):
+            adopt(record: record, file: file)
+        case .failed(let record, let reason):
+            logger.error("\(path(ofRecord: record) ?? record) could not be saved: \(reason)")
+        case .abandoned(let record):
+            let now = clock.now
+            state.withLock { state in
+                guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)), let node = state.table[inode] else { return }
+                state.table.removeChild(node.parent, name: node.name, detach: true)
+                state.table.invalidate(node.parent, now: now)
+            }
+        }
+    }
+
+    /// The Media Manager has a written file: its inode takes the file's id, so that a listing
+    /// fetched from now on finds the file under the same inode (and no duplicate name).
+    func adopt(record: String, file: MediaManager.FileDescriptor) {
+        let now = clock.now
+        state.withLock { state in
+            guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return }
+            state.table.rekey(inode, to: RemoteItem(file: file), now: now)
+            state.table.noteSaved(inode)
+        }
+    }
+
+    /// The path of a record's file in the mount, if it is known.
+    func path(ofRecord record: String) -> String? {
+        state.withLock { state in
+            guard var inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return nil }
+            var parts: [String] = []
+            while inode != InodeTable.root, let node = state.table[inode] {
+                parts.insert(node.name, at: 0)
+                inode = node.parent
+            }
+            return "/" + parts.joined(separator: "/")
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Downloads the first `count` bytes of a saved file into a journal file (to change it).
+    func download(_ item: RemoteItem, count: Int64, into file: DataFile) async throws {
+        let url = try await contentURL(of: item)
+        var position: Int64 = 0
+        let received: Int64
+        do {
+            received = try await client.content.download(url: url, range: 0..<count) { piece in
+                try file.write(piece, at: position)
+                position += Int64(piece.readableBytes)
+            }
+        } catch {
+            throw FilesystemError.remote(error, "Downloading '\(item.displayName)' to change it")
+        }
+        guard received == count else {
+            throw FilesystemError(EIO, "Downloading '\(item.displayName)' ended after \(received) of \(count) bytes")
+        }
+    }
+
+    /// Runs a journal call, turning its error into the filesystem's.
+    func journaled<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as JournalError {
+            throw FilesystemError(error.errno, error.message)
+        }
+    }
+
+    /// Names longer than a directory entry may be are refused, as local filesystems do.
+    static func checkName(_ name: String) throws(FilesystemError) {
+        guard name.utf8.count <= 255 else { throw FilesystemError(ENAMETOOLONG, "The name '\(name.prefix(40))…' is longer than 255 bytes") }
+    }
+
+    /// The MIME type of a new file from its name. rsync writes into `.NAME.XXXXXX` and renames
+    /// it: the type is that of NAME.
+    static func mimeType(forNewFile name: String) -> String {
+        let guess = MIMETypes.guess(fileName: name)
+        guard guess == MIMETypes.octetStream, name.hasPrefix("."), let dot = name.lastIndex(of: "."), dot != name.startIndex else {
+            return guess
+        }
+        let suffix = name[name.index(after: dot)...]
+        guard suffix.count == 6, suffix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { return guess }
+        return MIMETypes.guess(fileName: String(name[name.index(after: name.startIndex)..<dot]))
     }
 
     /// The thread-group id (process) of a thread id, from /proc.

@@ -4,6 +4,7 @@ import Synchronization
 import Logging
 import AsyncHTTPClient
 import Foundation
+import Journal
 import MediaManager
 
 #if canImport(Glibc)
@@ -14,12 +15,15 @@ import Glibc
 /// settable (comma-separated), which updates the file's labels.
 extension MediaFilesystem {
     static let xattrPrefix = "user.mediafs."
-    static let fileAttributes = ["id", "url", "mimeType", "mediaType", "hash", "labels", "operationStatus"]
+    static let fileAttributes = ["id", "url", "mimeType", "mediaType", "hash", "labels", "operationStatus", "uploadState"]
 
-    /// `listxattr`.
+    /// `listxattr`. The root also has `queue` (the upload queue as JSON, what `mediafs status`
+    /// shows) and, unlisted, `sync` (reading it waits until every closed file is in the Media
+    /// Manager: what `mediafs sync` does).
     public func listxattr(_ inode: InodeNumber) throws(FilesystemError) -> [String] {
         let node = try node(inode)
-        let names = node.item.kind == .file ? Self.fileAttributes : ["id"]
+        var names = node.item.kind == .file ? Self.fileAttributes : ["id"]
+        if inode == InodeTable.root { names.append("queue") }
         return names.map { Self.xattrPrefix + $0 }
     }
 
@@ -31,16 +35,39 @@ extension MediaFilesystem {
         let item = node.item
         let value: String
         switch (item.kind, key) {
+        case (.folder, "queue") where inode == InodeTable.root:
+            value = Self.json(journal.status())
+        case (.folder, "sync") where inode == InodeTable.root:
+            var status = await journal.drain(timeout: .seconds(86_400))
+            while status.queued + status.inFlight > 0 && !Task.isCancelled {
+                status = await journal.drain(timeout: .seconds(86_400))
+            }
+            value = Self.json(status)
+        case (.file, "uploadState"):
+            value = item.record.map { journal.uploadState($0) ?? "queued" } ?? "done"
         case (_, "id"): value = item.id
         case (.file, "url"): value = item.url
         case (.file, "mediaType"): value = item.mediaType
         case (.file, "hash"): value = item.hash
-        case (.file, "labels"): value = item.labels.joined(separator: ",")
+        case (.file, "labels"):
+            value = (item.record.flatMap { journal.entry($0)?.labels } ?? item.labels).joined(separator: ",")
         case (.file, "operationStatus"): value = item.operationStatus
         case (.file, "mimeType"): value = try await mimeType(of: item)
         default: throw FilesystemError(ENODATA, "no attribute \(name)")
         }
         return Array(value.utf8)
+    }
+
+    /// The queue as JSON, trimmed to fit an extended attribute (64 KiB).
+    static func json(_ status: QueueStatus) -> String {
+        var status = status
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        while true {
+            let data = (try? encoder.encode(status)) ?? Data("{}".utf8)
+            if data.count <= 60_000 || status.files.isEmpty { return String(decoding: data, as: UTF8.self) }
+            status.files.removeLast(max(1, status.files.count / 4))
+        }
     }
 
     /// `setxattr`: only `user.mediafs.labels`.
@@ -69,6 +96,11 @@ extension MediaFilesystem {
     }
 
     private func setLabels(_ node: Node, _ labels: [String]) async throws {
+        if let record = node.item.record {
+            // Being written: the file gets them once saved.
+            try await journaled { try await journal.setLabels(record, labels) }
+            return
+        }
         let file: MediaManager.FileDescriptor
         do {
             file = try await client.files.update(id: node.item.id, labels: labels)
@@ -81,14 +113,15 @@ extension MediaFilesystem {
         }
     }
 
-    /// The descriptor carries no MIME type; the content URL's `Content-Type` is the authority.
+    /// The descriptor carries no MIME type; the content URL's `Content-Type` (a HEAD through
+    /// the content client) is the authority.
     private func mimeType(of item: RemoteItem) async throws -> String {
         guard !item.isPrivate, !item.url.isEmpty else { return MIMETypes.guess(fileName: item.displayName) }
-        var request = HTTPClientRequest(url: item.url)
-        request.method = .HEAD
         do {
-            let response = try await http.execute(request, timeout: .seconds(30))
-            if response.status.code < 300, let type = response.headers.first(name: "Content-Type") { return type }
+            let content = client.content.with(timeouts: .init(response: .seconds(30), idle: .seconds(30)))
+            if let type = try await content.head(url: item.url).contentType { return type }
+        } catch let error as MediaManagerError where error.code == .cancelled {
+            throw FilesystemError(EINTR, "Getting the MIME type of '\(item.displayName)' was interrupted")
         } catch {
             logger.debug("HEAD for the MIME type failed; guessing from the name", metadata: ["error": "\(error)"])
         }

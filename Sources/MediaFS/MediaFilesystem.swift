@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Journal
 import Logging
 import MediaManager
 import Resumable
@@ -13,29 +14,39 @@ import Glibc
 ///
 /// No FUSE here: the FUSE bridge translates requests into these calls, and tests call them
 /// directly. Every method either returns a result or throws a ``FilesystemError`` carrying the
-/// errno to answer with.
+/// errno to answer with. Files being written live in the ``Journal`` until the Media Manager
+/// has them; the filesystem shows them in their folders meanwhile.
 public final class MediaFilesystem: Sendable {
     public let configuration: FilesystemConfiguration
     let client: MediaManagerClient
     let http: HTTPClient
-    let tus: TusClient
+    /// The write journal every file being written goes through.
+    public let journal: Journal
     let attributeStore: AttributeStore
     let logger: Logger
     let clock = ContinuousClock()
     let mounted = Date()
     let state: Mutex<State>
+    /// Serialises the set-up of writers per inode (two `O_TRUNC` opens of one file share one
+    /// record instead of racing to make two).
+    let inodeLocks = KeyedLock<InodeNumber>()
     /// Where cache invalidations go (the FUSE bridge), once attached.
     let notifier = Mutex<(any KernelNotifier)?>(nil)
+    /// Follows what the journal finishes.
+    let eventTask = Mutex<Task<Void, Never>?>(nil)
+
+    /// An open directory: its listing as of `opendir`, which `readdir` hands out from.
+    struct OpenDirectory: Sendable {
+        let inode: InodeNumber
+        let entries: [DirectoryEntry]
+    }
 
     struct State: ~Copyable {
         var table: InodeTable
         var refreshing: [InodeNumber: Task<Void, any Error>] = [:]
-        var directoryHandles: [UInt64: [DirectoryEntry]] = [:]
+        var directoryHandles: [UInt64: OpenDirectory] = [:]
         var readers: [UInt64: FileReader] = [:]
-        var writers: [UInt64: WriteHandle] = [:]
-        /// Files being replaced by one being written: hidden from listings meanwhile.
-        var replaced: Set<String> = []
-        var capabilities: TusServerCapabilities?
+        var files: [UInt64: OpenFile] = [:]
         var nextHandle: UInt64 = 1
 
         mutating func newHandle() -> UInt64 {
@@ -47,24 +58,34 @@ public final class MediaFilesystem: Sendable {
     /// - Parameters:
     ///   - client: The Media Manager API client.
     ///   - http: The HTTP client for content (Range reads); shared with `client` or not.
-    ///   - tus: The tus client for writes.
+    ///   - journal: Where files being written are kept until the Media Manager has them.
     ///   - attributes: Where mode, owner and times are kept across mounts.
     public init(
         client: MediaManagerClient,
         http: HTTPClient,
-        tus: TusClient,
+        journal: Journal,
         attributes: AttributeStore,
         configuration: FilesystemConfiguration,
         logger: Logger
     ) {
         self.client = client
         self.http = http
-        self.tus = tus
+        self.journal = journal
         self.attributeStore = attributes
         self.configuration = configuration
         self.logger = logger
         let now = clock.now
         self.state = Mutex(State(table: InodeTable(root: .root(id: configuration.rootFolderId, mounted: mounted), now: now)))
+        let events = journal.events
+        eventTask.withLock { task in
+            task = Task { [weak self] in
+                for await event in events {
+                    guard let self else { return }
+                    self.handle(event)
+                }
+            }
+        }
+        journal.start()
     }
 
     /// Attaches what tells the kernel to drop cached names and attributes (the FUSE bridge
@@ -73,38 +94,65 @@ public final class MediaFilesystem: Sendable {
         self.notifier.withLock { $0 = notifier }
     }
 
-    /// Stops background work at unmount: listing refreshes in progress are cancelled.
-    ///
-    /// - Parameter timeout: How long to wait for work that must finish before the clients
-    ///   underneath are shut down.
+    /// Stops background work at unmount: listing refreshes are cancelled, and the upload queue
+    /// is drained for at most `timeout` (what is left resumes at the next mount with the same
+    /// cache directory; the log says how much).
     public func shutdown(timeout: Duration) async {
         let refreshes = state.withLock { state in
             defer { state.refreshing = [:] }
             return Array(state.refreshing.values)
         }
         refreshes.forEach { $0.cancel() }
+        let queued = journal.status()
+        if queued.queued + queued.inFlight > 0 {
+            logger.info("Waiting up to \(timeout) for \(queued.queued + queued.inFlight) upload(s) to finish")
+        }
+        _ = await journal.drain(timeout: timeout)
+        await journal.stop()
+        let task = eventTask.withLock { $0 }
+        await task?.value
     }
 
     // MARK: Attributes
 
-    func attributes(of node: Node) -> NodeAttributes {
-        let item = node.item
+    /// The attributes the kernel sees. `preloaded` holds stored attributes fetched in bulk for a
+    /// listing (by id, whatever their hash), so that listing a large folder is not one store
+    /// query per file.
+    func attributes(of node: Node, preloaded: [String: AttributeStore.Stored]? = nil) -> NodeAttributes {
+        var item = node.item
         let isDirectory = item.kind == .folder
-        let stored = item.isPending ? nil : attributeStore.attributes(id: item.id, hash: item.hash)
+        var stored: AttributeStore.Stored?
+        var pending: Journal.Entry?
+        if let record = item.record {
+            pending = journal.entry(record)
+            if let pending {
+                item.size = pending.size
+            } else if let saved = journal.savedFile(record) {
+                // Saved, and the journal's event not handled yet: show the saved file.
+                item.size = saved.sizeInBytes
+                item.updated = saved.updatedDate
+                stored = attributeStore.attributes(id: saved.id, hash: saved.hash)
+            }
+        } else if let preloaded {
+            stored = preloaded[item.id].flatMap { $0.hash == item.hash ? $0 : nil }
+        } else {
+            stored = attributeStore.attributes(id: item.id, hash: item.hash)
+        }
         let modified =
-            node.localModified ?? stored?.modified.map(Date.init(timeIntervalSince1970:))
+            node.localModified ?? pending?.modified ?? stored?.modified.map(Date.init(timeIntervalSince1970:))
             ?? (node.inode == InodeTable.root ? mounted : item.updated)
+        let accessed = node.localAccessed ?? pending?.accessed ?? stored?.accessed.map(Date.init(timeIntervalSince1970:)) ?? modified
         return NodeAttributes(
             inode: node.inode,
             kind: isDirectory ? .directory : .file,
             size: isDirectory ? 0 : item.size,
-            permissions: node.mode ?? stored?.mode ?? (isDirectory ? configuration.directoryMode : configuration.fileMode),
+            permissions: node.mode ?? pending?.mode ?? stored?.mode ?? (isDirectory ? configuration.directoryMode : configuration.fileMode),
             links: isDirectory ? 2 : 1,
-            uid: node.uid ?? stored?.uid ?? configuration.uid,
-            gid: node.gid ?? stored?.gid ?? configuration.gid,
+            uid: node.uid ?? pending?.uid ?? stored?.uid ?? configuration.uid,
+            gid: node.gid ?? pending?.gid ?? stored?.gid ?? configuration.gid,
             modified: modified,
-            changed: modified,
-            accessed: modified
+            changed: node.changed ?? modified,
+            accessed: accessed
         )
     }
 
@@ -125,11 +173,26 @@ public final class MediaFilesystem: Sendable {
         return node
     }
 
-    /// `getattr`: cached within the attribute TTL, fetched again after it.
+    /// `getattr` answered at once while the attributes are fresh (or local); `nil` when they must be
+    /// fetched (then call ``getattr(_:)``).
+    public func getattrNow(_ inode: InodeNumber) -> NodeAttributes? {
+        guard let node = state.withLock({ $0.table[inode] }) else { return nil }
+        guard inode == InodeTable.root || node.detached || node.item.isPending || clock.now - node.fetched < configuration.attributeTTL
+        else { return nil }
+        return attributes(of: node)
+    }
+
+    /// `getattr`: cached within the attribute TTL, fetched again after it — with its folder's
+    /// listing when that folder was listed (one request for all the files a `stat` of each, as
+    /// rsync and find do, would ask about), else by itself.
     public func getattr(_ inode: InodeNumber) async throws -> NodeAttributes {
         let node = try node(inode)
         guard inode != InodeTable.root, !node.detached, !node.item.isPending, clock.now - node.fetched >= configuration.attributeTTL else {
             return attributes(of: node)
+        }
+        if state.withLock({ $0.table.listings[node.parent] != nil }) {
+            _ = try await listing(node.parent)
+            return attributes(of: try self.node(inode))
         }
         let item: RemoteItem
         do {

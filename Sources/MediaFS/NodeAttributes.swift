@@ -68,7 +68,8 @@ public struct FilesystemStatistics: Sendable {
     public var freeBlocks: UInt64 = 1 << 30
     public var files: UInt64 = 1 << 32
     public var freeFiles: UInt64 = 1 << 32
-    public var nameMax: UInt64 = 1024
+    /// The longest name (bytes) a directory entry may have, as on local filesystems.
+    public var nameMax: UInt64 = 255
 }
 
 /// The caller of an operation.

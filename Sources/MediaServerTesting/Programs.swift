@@ -108,7 +108,7 @@ public enum Programs {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             if await check() { return }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(100))  // the poll interval
         }
         throw ProgramError(message: "timed out waiting for \(what)")
     }
@@ -127,4 +127,8 @@ public enum Programs {
 public struct ProgramError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+
+    public init(message: String) {
+        self.message = message
+    }
 }

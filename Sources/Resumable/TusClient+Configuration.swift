@@ -1,3 +1,5 @@
+import Backoff
+
 extension TusClient {
     /// Settings of a ``TusClient``.
     public struct Configuration: Sendable {
@@ -32,12 +34,17 @@ extension TusClient {
         public var chunkSize: Int
         /// Backoff and outage limit.
         public var retry: RetryPolicy
+        /// How many times in a row a chunk may be rejected with `460 Checksum Mismatch` before failing.
+        public var maximumChecksumFailures: Int
         /// Connect and request timeouts.
         public var timeouts: Timeouts
         /// Whether to send `Upload-Checksum: sha1 …` when the server advertises `checksum` with `sha1`.
         public var checksums: Bool
         /// Headers added to every request (e.g. authorization). Never logged.
         public var additionalHeaders: [String: String]
+        /// Whether a new upload carries its first bytes in the creation request when the server
+        /// offers `creation-with-upload` (one round trip less per file).
+        public var creationWithUpload: Bool
         /// Where an upload of unknown length is spooled when the server refuses `PATCH` without
         /// `Upload-Length` (see ``TusUpload``); `nil` uses the system's temporary directory.
         public var spoolDirectory: String?
@@ -49,6 +56,8 @@ extension TusClient {
             timeouts: Timeouts = Timeouts(),
             checksums: Bool = true,
             additionalHeaders: [String: String] = [:],
+            creationWithUpload: Bool = true,
+            maximumChecksumFailures: Int = 5,
             spoolDirectory: String? = nil
         ) {
             self.chunkSize = max(1, chunkSize)
@@ -56,6 +65,8 @@ extension TusClient {
             self.timeouts = timeouts
             self.checksums = checksums
             self.additionalHeaders = additionalHeaders
+            self.creationWithUpload = creationWithUpload
+            self.maximumChecksumFailures = max(1, maximumChecksumFailures)
             self.spoolDirectory = spoolDirectory
         }
     }

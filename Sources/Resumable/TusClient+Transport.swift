@@ -1,3 +1,4 @@
+import Backoff
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -123,9 +124,6 @@ extension TusClient {
     /// Sends `chunk` (the bytes of the upload from offset `start`) with as many `PATCH` requests as it
     /// takes, recovering the server's offset with `HEAD` after any failure.
     ///
-    /// - Parameters:
-    ///   - declareLength: Sent as `Upload-Length` on the first `PATCH` (deferred uploads), until the
-    ///     server confirms it knows the length.
     /// - Returns: The offset after the chunk (`start + chunk.readableBytes`).
     func sendChunk(
         url: URL,
@@ -135,8 +133,33 @@ extension TusClient {
         useChecksum: Bool,
         progress: ProgressHandler?
     ) async throws -> Int64 {
+        try await send(
+            BufferSource(chunk, start: start), range: start..<(start + Int64(chunk.readableBytes)), url: url,
+            declareLength: declareLength, useChecksum: useChecksum, progress: progress)
+    }
+
+    /// The size of the pieces a request body is read in from its source.
+    static let bodyPieceSize = 1 << 20
+
+    /// Sends the bytes `range` of `source` (one `PATCH` body, read from the source as the
+    /// connection takes it), with as many `PATCH` requests as it takes, recovering the server's
+    /// offset with `HEAD` after any failure and resending from there.
+    ///
+    /// - Parameters:
+    ///   - declareLength: Sent as `Upload-Length` on the first `PATCH` (deferred uploads), until the
+    ///     server confirms it knows the length.
+    /// - Returns: The offset after the range (`range.upperBound`).
+    func send(
+        _ source: any UploadSource,
+        range: Range<Int64>,
+        url: URL,
+        declareLength: Int64?,
+        useChecksum: Bool,
+        progress: ProgressHandler?
+    ) async throws -> Int64 {
+        let start = range.lowerBound
         let clock = ContinuousClock()
-        let end = start + Int64(chunk.readableBytes)
+        let end = range.upperBound
         var offset = start
         var pendingLength = declareLength
         var needsHead = false
@@ -226,19 +249,19 @@ extension TusClient {
                 return end
             }
 
-            let body = chunk.getSlice(at: chunk.readerIndex + Int(offset - start), length: Int(end - offset)) ?? ByteBuffer()
+            let bodyLength = end - offset
             var request = makeRequest(url: url, method: .PATCH)
             request.headers.add(name: "Upload-Offset", value: String(offset))
             request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
-            request.headers.add(name: "Content-Length", value: String(body.readableBytes))
+            request.headers.add(name: "Content-Length", value: String(bodyLength))
             if let pendingLength {
                 request.headers.add(name: "Upload-Length", value: String(pendingLength))
             }
             if useChecksum {
-                let digest = body.withUnsafeReadableBytes { Insecure.SHA1.hash(data: $0) }
+                let digest = try Self.sha1(of: source, range: offset..<end)
                 request.headers.add(name: "Upload-Checksum", value: "sha1 \(Data(digest).base64EncodedString())")
             }
-            request.body = .bytes(body)
+            request.body = try Self.body(source, range: offset..<end)
 
             let response: RawResponse
             do {
@@ -247,6 +270,8 @@ extension TusClient {
                 response = try await Self.$outageDeadline.withValue(limit) {
                     try await execute(patch, timeout: configuration.timeouts.patch)
                 }
+            } catch let error as ResumableError where error.code == .io {
+                throw error
             } catch {
                 if Task.isCancelled { throw Self.cancelled(error) }
                 try await backOff("PATCH: \(error)", status: nil, underlying: error)
@@ -270,7 +295,7 @@ extension TusClient {
                     failures = 0
                     offset = newOffset
                     progress?(offset)
-                } else if body.readableBytes > 0 {
+                } else if bodyLength > 0 {
                     // Nothing stored: treat like a transient failure so a stuck server cannot spin us.
                     try await backOff("PATCH stored no bytes", status: response.status, underlying: nil)
                 }
@@ -278,7 +303,7 @@ extension TusClient {
                 try await backOff("PATCH: offset conflict (409)", status: 409, underlying: nil)
             case 460:
                 checksumFailures += 1
-                if checksumFailures >= configuration.retry.maximumChecksumFailures {
+                if checksumFailures >= configuration.maximumChecksumFailures {
                     throw ResumableError(
                         code: .checksumMismatch,
                         status: 460,
@@ -293,6 +318,46 @@ extension TusClient {
                 throw Self.statusError(response, operation: "PATCH")
             }
         }
+    }
+
+    /// A request body of the bytes `range` of `source`: one buffer when it is a single piece,
+    /// else read piece by piece as the connection takes it.
+    static func body(_ source: any UploadSource, range: Range<Int64>) throws -> HTTPClientRequest.Body {
+        let length = range.upperBound - range.lowerBound
+        guard length > Int64(bodyPieceSize) else {
+            let bytes = try read(source, at: range.lowerBound, count: Int(length))
+            return .bytes(bytes)
+        }
+        return .stream(SourceBody(source: source, range: range, pieceSize: bodyPieceSize), length: .known(length))
+    }
+
+    /// Exactly `count` bytes at `offset` of `source`, or a `.io` error.
+    static func read(_ source: any UploadSource, at offset: Int64, count: Int) throws(ResumableError) -> ByteBuffer {
+        let bytes: ByteBuffer
+        do {
+            bytes = try source.read(at: offset, count: count)
+        } catch let error as ResumableError {
+            throw error
+        } catch {
+            throw ResumableError(code: .io, message: "Reading the bytes to upload failed", underlying: error)
+        }
+        guard bytes.readableBytes == count else {
+            throw ResumableError(code: .io, message: "The bytes to upload end at \(offset + Int64(bytes.readableBytes)), before \(offset + Int64(count))")
+        }
+        return bytes
+    }
+
+    /// The SHA-1 of the bytes `range` of `source` (for `Upload-Checksum`).
+    static func sha1(of source: any UploadSource, range: Range<Int64>) throws(ResumableError) -> Insecure.SHA1.Digest {
+        var hasher = Insecure.SHA1()
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let count = Int(min(Int64(bodyPieceSize), range.upperBound - position))
+            let piece = try read(source, at: position, count: count)
+            piece.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            position += Int64(count)
+        }
+        return hasher.finalize()
     }
 
     /// Sends one empty `PATCH` without `Upload-Length` to a deferred upload, to learn whether the

@@ -22,8 +22,9 @@ extension TusClient {
     ///   - resumeURL: An upload URL from an earlier run (see `onCreate`). If the server still has it,
     ///     with the file's length, the upload continues from the server's offset; otherwise a new
     ///     upload is created.
-    ///   - onCreate: Called with the URL of a newly created upload, before any byte is sent, so that
-    ///     the caller can store it for a later resume.
+    ///   - onCreate: Called with the URL of a newly created upload as soon as it exists (with the
+    ///     first chunk already sent when the server takes bytes with the creation), so that the
+    ///     caller can store it for a later resume.
     ///   - progress: Called as the server acknowledges bytes.
     public func upload(
         file path: String,
@@ -33,24 +34,24 @@ extension TusClient {
         onCreate: (@Sendable (String) -> Void)? = nil,
         progress: ProgressHandler? = nil
     ) async throws -> TusUploadResult {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ResumableError(code: .io, message: "Cannot open \(path)")
-        }
-        defer { try? handle.close() }
+        let file: DataFile
         let size: Int64
         do {
-            size = Int64(try handle.seekToEnd())
+            file = try DataFile(opening: path)
+            size = try file.length()
         } catch {
-            throw ResumableError(code: .io, message: "Cannot read the size of \(path)", underlying: error)
+            throw ResumableError(code: .io, message: "Cannot read \(path)", underlying: error)
         }
-
         let capabilities = try await discover(creationURL: creationURL)
-        var upload: TusUpload?
+        var uploadURL: String?
+        var start: Int64 = 0
         if let resumeURL {
             do {
-                let candidate = try await resumeUpload(at: resumeURL, capabilities: capabilities, progress: progress)
-                if await candidate.length == size {
-                    upload = candidate
+                let state = try await state(of: resumeURL)
+                if state.length == size {
+                    uploadURL = resumeURL
+                    start = state.offset
+                    logger.debug("tus upload resumed", metadata: ["tus.url": "\(resumeURL)", "tus.offset": "\(start)"])
                 } else {
                     logger.info("stored upload has another length; starting over", metadata: ["tus.url": "\(resumeURL)"])
                 }
@@ -58,42 +59,31 @@ extension TusClient {
                 logger.info("stored upload is gone; starting over", metadata: ["tus.url": "\(resumeURL)"])
             }
         }
-        let target: TusUpload
-        if let upload {
-            target = upload
-        } else {
-            target = try await createUpload(
-                at: creationURL,
-                length: size,
-                metadata: metadata,
-                capabilities: capabilities,
-                progress: progress
-            )
-            onCreate?(target.url)
-        }
-        let start = await target.offset
-        do {
-            try handle.seek(toOffset: UInt64(start))
-        } catch {
-            throw ResumableError(code: .io, message: "Cannot seek in \(path)", underlying: error)
+        if uploadURL == nil {
+            if let maximum = capabilities.maximumSize, maximum > 0, size > maximum {
+                throw ResumableError(code: .unsupportedByServer, message: "Upload of \(size) bytes exceeds the server's Tus-Max-Size \(maximum)")
+            }
+            // The first chunk goes with the creation when the server allows it.
+            let first = 0..<min(size, Int64(configuration.chunkSize))
+            let created = try await create(
+                at: creationURL, length: size, metadata: metadata, capabilities: capabilities,
+                sending: file, range: first, progress: progress)
+            onCreate?(created.url)
+            uploadURL = created.url
+            start = 0
+            var position = created.offset
+            while position < size {
+                let end = min(size, position + Int64(configuration.chunkSize))
+                position = try await send(file, range: position..<end, to: created.url, capabilities: capabilities, progress: progress)
+            }
+            return TusUploadResult(url: created.url, length: size, resumedFrom: 0)
         }
         var position = start
         while position < size {
-            let count = Int(min(Int64(configuration.chunkSize), size - position))
-            let data: Data
-            do {
-                data = try handle.read(upToCount: count) ?? Data()
-            } catch {
-                throw ResumableError(code: .io, message: "Cannot read \(path)", underlying: error)
-            }
-            guard !data.isEmpty else {
-                throw ResumableError(code: .io, message: "\(path) shrank while it was being uploaded")
-            }
-            try await target.append(ByteBuffer(bytes: data))
-            position += Int64(data.count)
+            let end = min(size, position + Int64(configuration.chunkSize))
+            position = try await send(file, range: position..<end, to: uploadURL!, capabilities: capabilities, progress: progress)
         }
-        let length = try await target.finish()
-        return TusUploadResult(url: target.url, length: length, resumedFrom: start)
+        return TusUploadResult(url: uploadURL!, length: size, resumedFrom: start)
     }
 
     /// Uploads every buffer of `source` as one upload.

@@ -256,6 +256,109 @@ public final class TusClient: Sendable {
         }
     }
 
+    // MARK: Sending from a source
+
+    /// Creates an upload and, when the server offers `creation-with-upload`, sends the bytes
+    /// `range` of `source` in the same request (one round trip for a small file). Without that
+    /// extension the upload is created empty and the bytes follow in a `PATCH`.
+    ///
+    /// A `POST` whose answer is lost is sent again: the server may then hold an extra, empty upload,
+    /// which expires there.
+    ///
+    /// - Parameters:
+    ///   - length: The total size when known; `nil` creates it with `Upload-Defer-Length: 1`.
+    ///   - source: Where the first bytes come from (`range` starts at 0); `nil` sends none.
+    /// - Returns: The upload's URL and the offset the server holds.
+    public func create(
+        at creationURL: String,
+        length: Int64?,
+        metadata: [String: String] = [:],
+        capabilities: TusServerCapabilities,
+        sending source: (any UploadSource)? = nil,
+        range: Range<Int64> = 0..<0,
+        progress: ProgressHandler? = nil
+    ) async throws -> (url: String, offset: Int64) {
+        let url = try Self.validatedURL(creationURL)
+        let metadataHeader = try UploadMetadata.encode(metadata)
+        if length == nil && !capabilities.supportsDeferredLength {
+            throw ResumableError(
+                code: .unsupportedByServer,
+                message: "The server does not offer creation-defer-length; the length must be known at creation")
+        }
+        let withBody =
+            source != nil && !range.isEmpty && configuration.creationWithUpload && capabilities.extensions.contains("creation-with-upload")
+        let useChecksum = configuration.checksums && capabilities.supportsSHA1Checksum
+        let response = try await withRetries(operation: "POST", url: url) {
+            var request = self.makeRequest(url: url, method: .POST)
+            if let length {
+                request.headers.add(name: "Upload-Length", value: String(length))
+            } else {
+                request.headers.add(name: "Upload-Defer-Length", value: "1")
+            }
+            if let metadataHeader {
+                request.headers.add(name: "Upload-Metadata", value: metadataHeader)
+            }
+            if withBody, let source {
+                request.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
+                request.headers.add(name: "Content-Length", value: String(range.count))
+                if useChecksum {
+                    let digest = try Self.sha1(of: source, range: range)
+                    request.headers.add(name: "Upload-Checksum", value: "sha1 \(Data(digest).base64EncodedString())")
+                }
+                request.body = try Self.body(source, range: range)
+            } else {
+                request.headers.add(name: "Content-Length", value: "0")
+            }
+            return try await self.execute(request, timeout: self.configuration.timeouts.patch ?? self.configuration.timeouts.request)
+        }
+        guard response.status == 201 || response.status == 200 else {
+            throw Self.statusError(response, operation: "creation")
+        }
+        guard let location = response.headers.first(name: "Location"),
+            let resolved = URL(string: location, relativeTo: url)?.absoluteURL
+        else {
+            throw ResumableError(code: .protocolViolation, status: response.status, message: "Creation response has no usable Location header")
+        }
+        var offset: Int64 = 0
+        if withBody {
+            guard let text = response.headers.first(name: "Upload-Offset"), let stored = Int64(text), stored >= 0, stored <= Int64(range.count)
+            else {
+                throw ResumableError(code: .protocolViolation, status: response.status, message: "Creation with upload answered without a usable Upload-Offset")
+            }
+            offset = stored
+            if stored > 0 { progress?(stored) }
+        }
+        logger.debug(
+            "tus upload created",
+            metadata: ["tus.url": "\(resolved.absoluteString)", "tus.length": "\(length.map(String.init) ?? "deferred")", "tus.offset": "\(offset)"])
+        if let source, offset < range.upperBound {
+            offset = try await send(
+                source, range: offset..<range.upperBound, url: resolved, declareLength: nil, useChecksum: useChecksum, progress: progress)
+        }
+        return (resolved.absoluteString, offset)
+    }
+
+    /// Sends the bytes `range` of `source` to an existing upload in one `PATCH` body, read from the
+    /// source as the connection takes it, resuming from the server's offset (`HEAD`) after any
+    /// failure until the outage limit.
+    ///
+    /// - Parameters:
+    ///   - declaringLength: The upload's total length, sent with the bytes when it was deferred.
+    /// - Returns: The offset after the range.
+    public func send(
+        _ source: any UploadSource,
+        range: Range<Int64>,
+        to uploadURL: String,
+        declaringLength length: Int64? = nil,
+        capabilities: TusServerCapabilities,
+        progress: ProgressHandler? = nil
+    ) async throws -> Int64 {
+        let url = try Self.validatedURL(uploadURL)
+        return try await send(
+            source, range: range, url: url, declareLength: length,
+            useChecksum: configuration.checksums && capabilities.supportsSHA1Checksum, progress: progress)
+    }
+
     // MARK: Internals
 
     static func validatedURL(_ text: String) throws(ResumableError) -> URL {

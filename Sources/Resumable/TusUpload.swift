@@ -39,7 +39,9 @@ public actor TusUpload {
     private var fillingStart: Int64
     private var inFlight: Task<Int64, any Error>?
     private var acknowledged: Int64
-    private var spool: SpoolFile?
+    private var spool: DataFile?
+    /// Bytes in `spool`.
+    private var spoolSize: Int64 = 0
     private var failure: ResumableError?
     private var busy = false
     private var closed = false
@@ -74,7 +76,7 @@ public actor TusUpload {
 
     /// The upload offset of the next appended byte.
     public var offset: Int64 {
-        fillingStart + Int64(filling.readableBytes) + (spool?.size ?? 0)
+        fillingStart + Int64(filling.readableBytes) + spoolSize
     }
 
     /// How many bytes the server has acknowledged (as of the last completed chunk).
@@ -100,7 +102,12 @@ public actor TusUpload {
             )
         }
         if let spool {
-            try spool.write(bytes)
+            do {
+                try spool.write(bytes, at: spoolSize)
+            } catch {
+                throw ResumableError(code: .io, message: "Cannot write the spool file", underlying: error)
+            }
+            spoolSize += Int64(bytes.readableBytes)
             return
         }
         while bytes.readableBytes > 0 {
@@ -181,8 +188,8 @@ public actor TusUpload {
         closed = true
         inFlight?.cancel()
         inFlight = nil
-        spool?.remove()
         spool = nil
+        spoolSize = 0
         filling = ByteBuffer()
         guard capabilities.supportsTermination else {
             throw ResumableError(code: .unsupportedByServer, message: "The server does not offer termination")
@@ -198,7 +205,11 @@ public actor TusUpload {
         if try await client.acceptsPatchWithoutLength(url: resourceURL, offset: fillingStart) {
             return
         }
-        spool = try SpoolFile(directory: client.configuration.spoolDirectory)
+        do {
+            spool = try DataFile.temporary(in: client.configuration.spoolDirectory ?? NSTemporaryDirectory(), prefix: "tus-spool")
+        } catch {
+            throw ResumableError(code: .io, message: "Cannot create the spool file", underlying: error)
+        }
         client.logger.info(
             "tus server needs Upload-Length on every PATCH of a deferred upload; spooling to disk until finish()",
             metadata: ["tus.url": "\(url)"]
@@ -259,25 +270,14 @@ public actor TusUpload {
         }
     }
 
-    private func finishFromSpool(_ spool: SpoolFile) async throws -> Int64 {
+    private func finishFromSpool(_ spool: DataFile) async throws -> Int64 {
         let start = fillingStart
-        let total = start + spool.size
-        var position = start
-        var declare: Int64? = total
+        let total = start + spoolSize
         do {
-            repeat {
-                let chunk = try spool.read(at: position - start, count: chunkSize)
-                acknowledged = try await client.sendChunk(
-                    url: resourceURL,
-                    chunk: chunk,
-                    start: position,
-                    declareLength: declare,
-                    useChecksum: useChecksum,
-                    progress: progress
-                )
-                declare = nil
-                position += Int64(chunk.readableBytes)
-            } while position < total
+            // One PATCH with the whole spool, read from the file as it is sent.
+            acknowledged = try await client.send(
+                ShiftedSource(base: spool, start: start), range: start..<total, url: resourceURL,
+                declareLength: total, useChecksum: useChecksum, progress: progress)
         } catch {
             let wrapped =
                 (error as? ResumableError)
@@ -285,11 +285,21 @@ public actor TusUpload {
             failure = wrapped
             throw wrapped
         }
-        spool.remove()
         self.spool = nil
+        spoolSize = 0
         fillingStart = total
         knownLength = total
         client.logger.debug("tus upload finished from spool", metadata: ["tus.url": "\(url)", "tus.length": "\(total)"])
         return total
+    }
+}
+
+/// A source whose first byte is at upload offset `start`.
+private struct ShiftedSource: UploadSource {
+    let base: DataFile
+    let start: Int64
+
+    func read(at offset: Int64, count: Int) throws -> ByteBuffer {
+        try base.read(at: offset - start, count: count)
     }
 }

@@ -1,29 +1,33 @@
 import ArgumentParser
-import Dispatch
 import Foundation
-import FuseBridge
-import Logging
 import MediaFS
 import MediaManager
-import MediaServer
-import Resumable
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `mediafs mount`: the Media Manager as a directory, in the foreground.
+/// `mediafs mount`: the Media Manager as a directory, in the foreground or detached.
 struct MountCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
-        abstract: "Mount a Media Manager as a directory (in the foreground; Ctrl-C or fusermount3 -u unmounts).",
+        abstract: "Mount a Media Manager as a directory.",
         discussion: """
-            Folders are directories and files are regular files. Display names are not unique in a
-            Media Manager and may contain '/': in the mount, '/' shows as '∕' (U+2215), and later
-            items with a name already taken get ' (2)', ' (3)', … before the extension, in creation
-            order. Extended attributes user.mediafs.* (id, url, mimeType, mediaType, hash, labels,
-            operationStatus) tell what the Media Manager knows; setting user.mediafs.labels
+            Folders are directories and files are regular files. Display names are not unique in a \
+            Media Manager and may contain '/': in the mount, '/' shows as '∕' (U+2215), and later \
+            items with a name already taken get ' (2)', ' (3)', … before the extension, in creation \
+            order. Extended attributes user.mediafs.* (id, url, mimeType, mediaType, hash, labels, \
+            operationStatus) tell what the Media Manager knows; setting user.mediafs.labels \
             (comma-separated) changes a file's labels.
+
+            In the foreground (the default), Ctrl-C, SIGTERM, umount or fusermount3 -u unmounts: \
+            requests in flight finish, then uploads drain (--drain-timeout). With --daemon, and when \
+            mount(8) starts it, mediafs detaches and exits 0 once the mount answers, or non-zero with \
+            the reason (a refused key, an unreachable server, a busy mount point).
+
+            Every option also has a mount(8) spelling, -o name_with_underscores=VALUE (or -o name for \
+            a flag), which /etc/fstab takes in a line of type fuse.mediafs whose source is the folder \
+            to mount (media-root for all the media); see mediafs(8).
             """
     )
 
@@ -35,127 +39,133 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Mount this folder (its id) instead of the root of the media.")
     var rootFolder: String = FolderID.mediaRoot
 
-    @Option(name: .customShort("o"), help: "FUSE mount options, comma-separated (e.g. allow_other).")
+    @Option(
+        name: .customShort("o"),
+        help: ArgumentHelp(
+            """
+            Mount options, comma-separated: this command's options as name=value or name \
+            (api_key_file=FILE, uid=1000, read_only), FUSE's (allow_root, nosuid, nodev, noexec, \
+            noatime, …); mount(8)'s (_netdev, nofail, noauto, x-systemd.*) are ignored.
+            """, valueName: "options"))
     var options: [String] = []
 
     @Option(name: .long, help: "Seconds the kernel keeps attributes and names.")
-    var attrTTL: Double = 1
+    var attrTTL: Double = 10
 
     @Option(name: .long, help: "Seconds a folder listing is reused; changes made elsewhere show up within this.")
-    var dirTTL: Double = 1
+    var dirTTL: Double = 10
 
-    @Option(name: .long, help: "stream: upload while writing (sequential writes); spool: stage in the cache directory and upload at close (any program).")
-    var writeMode: WriteMode = .stream
+    @Flag(name: .long, help: "close() returns once the bytes are durable in the local journal; uploads follow in the background (see `mediafs status`, `mediafs sync`).")
+    var writeBack = false
 
-    @Option(name: .long, help: "tus chunk size in MiB; each file being written holds about two chunks in memory.")
+    @Option(name: .long, help: "How many files are uploaded at once.")
+    var transfers: Int = 8
+
+    @Option(name: .long, help: "tus PATCH size in MiB while a file is written: bytes go out once this many have gathered.")
     var chunkSize: Int = 8
 
-    @Option(name: .long, help: "How many files may be written at once (open fails beyond it).")
-    var maxWriters: Int = 16
+    @Option(name: .long, help: "The most bytes the journal holds that the Media Manager has not acknowledged (e.g. 10G, 512M); beyond it writes wait.")
+    var cacheMaxSize: ByteCount = ByteCount(10 << 30)
 
-    @Option(name: .long, help: "Seconds an upload keeps retrying through a network outage before close() fails with EIO.")
+    @Option(name: .long, help: "Seconds an upload a close() waits for keeps retrying through a network outage before close() fails with EIO.")
     var outageLimit: Double = 300
 
-    @Option(name: .long, help: "Directory for spooled files (default: $XDG_CACHE_HOME/mediafs).")
+    @Option(name: .long, help: "Directory of the write journal and other local state (default: $XDG_CACHE_HOME/mediafs).")
     var cacheDir: String?
 
+    @Option(name: .long, help: ArgumentHelp("Owner (user name or id) of files and folders with no stored owner (default: the user mounting).", valueName: "user"))
+    var uid: String?
+
+    @Option(name: .long, help: ArgumentHelp("Group (name or id) of files and folders with no stored group (default: the user's group).", valueName: "group"))
+    var gid: String?
+
+    @Option(name: .long, help: ArgumentHelp("Octal bits cleared from 0666 (files) and 0777 (folders) that have no stored mode (default: 022).", valueName: "bits"))
+    var umask: String?
+
+    @Option(name: .long, help: ArgumentHelp("Octal mode of files with no stored mode (overrides --umask).", valueName: "mode"))
+    var fileMode: String?
+
+    @Option(name: .long, help: ArgumentHelp("Octal mode of folders with no stored mode (overrides --umask).", valueName: "mode"))
+    var dirMode: String?
+
+    @Flag(name: .long, help: "Let users other than the one mounting use the mount (FUSE allow_other; a user other than root needs user_allow_other in /etc/fuse.conf).")
+    var allowOther = false
+
+    @Flag(name: .long, help: "Refuse every change (EROFS), whatever the API key may do (-o ro).")
+    var readOnly = false
+
+    @Flag(name: .long, help: "Mount even on a directory that holds files or is already a mount, hiding them while mounted (-o nonempty).")
+    var allowNonEmpty = false
+
+    @Flag(name: .long, help: "Detach once mounted: exit 0 when the mount answers, non-zero with the reason otherwise.")
+    var daemon = false
+
+    @Flag(name: .long, help: "Stay in the foreground (the default, except when started by mount(8)).")
+    var foreground = false
+
+    @Option(name: .long, help: ArgumentHelp("Seconds unmounting waits for uploads in progress to finish.", valueName: "seconds"))
+    var drainTimeout: Double = 30
+
+    /// Started by mount(8) (see ``Invocation``): detach unless --foreground, succeed silently.
+    @Flag(name: .long, help: .private)
+    var helper = false
+
+    /// mount(8)'s -s: unknown -o options are dropped with a warning (handled by ``Invocation``).
+    @Flag(name: .long, help: .private)
+    var sloppy = false
+
+    /// The pipe a starting process reads the outcome from (see ``Daemon``).
+    @Option(name: .long, help: .private)
+    var readyFd: Int32?
+
     @OptionGroup var logging: LoggingOptions
+
+    /// Whether this process starts a detached one and waits for it.
+    var detaches: Bool { readyFd == nil && (daemon || (helper && !foreground)) }
 
     func validate() throws {
         guard attrTTL >= 0, dirTTL >= 0 else { throw ValidationError("TTLs cannot be negative.") }
         guard (1...256).contains(chunkSize) else { throw ValidationError("--chunk-size must be between 1 and 256 MiB.") }
-        guard maxWriters >= 1 else { throw ValidationError("--max-writers must be at least 1.") }
+        guard transfers >= 1 else { throw ValidationError("--transfers must be at least 1.") }
         guard outageLimit > 0 else { throw ValidationError("--outage-limit must be positive.") }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("Mount point '\(mountpoint)' is not a directory; create it first (mkdir -p \(mountpoint)).")
+        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout cannot be negative.") }
+        guard !(daemon && foreground) else { throw ValidationError("--daemon and --foreground exclude each other.") }
+        _ = try ownership
+        for option in options.flatMap({ $0.split(separator: ",").map(String.init) }) where !MountOptionSpelling.isFUSEOption(option) {
+            throw ValidationError("unknown mount option '\(option)'")
         }
+    }
+
+    var ownership: Ownership {
+        get throws { try Ownership(uid: uid, gid: gid, umask: umask, fileMode: fileMode, directoryMode: dirMode) }
+    }
+
+    /// FUSE options: those given with -o, and those the flags stand for.
+    var fuseOptions: [String] {
+        var fuse = options.flatMap { $0.split(separator: ",").map(String.init) }
+        if allowOther { fuse.append("allow_other") }
+        if readOnly { fuse.append("ro") }
+        return fuse
     }
 
     func run() async throws {
         MemoryTuning.apply()
-        let logger = try logging.bootstrap(label: "mediafs")
-        let mountpoint = URL(fileURLWithPath: self.mountpoint).standardizedFileURL.path
-        let connection = try await self.connection.connect(logger: logger)
-        do {
-            let (readOnly, reason) = try await Self.probeScope(connection.client, logger: logger)
-            var configuration = FilesystemConfiguration(
-                rootFolderId: rootFolder,
-                entryTTL: .milliseconds(Int64(attrTTL * 1000)),
-                attributeTTL: .milliseconds(Int64(attrTTL * 1000)),
-                directoryTTL: .milliseconds(Int64(dirTTL * 1000))
-            )
-            configuration.readOnly = readOnly
-            configuration.readOnlyReason = reason
-            configuration.writeMode = writeMode
-            configuration.chunkSize = chunkSize << 20
-            configuration.maxWriters = maxWriters
-            configuration.cacheDirectory = cacheDir ?? Environment.cacheHome
-            let tus = TusClient(
-                configuration: .init(
-                    chunkSize: chunkSize << 20,
-                    retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000))),
-                    spoolDirectory: configuration.cacheDirectory),
-                httpClient: connection.http, logger: logger)
-            let attributes = try AttributeStore(
-                path: Environment.stateHome + "/attributes.sqlite",
-                scope: connection.identity,
-                logger: logger)
-            if rootFolder != FolderID.mediaRoot {
-                do {
-                    _ = try await connection.client.folders.get(id: rootFolder)
-                } catch {
-                    throw ValidationError("--root-folder \(rootFolder): \(error)")
-                }
-            }
-            let filesystem = MediaFilesystem(
-                client: connection.client, http: connection.http, tus: tus, attributes: attributes,
-                configuration: configuration, logger: logger)
-            let session = try FuseSession(
-                mountpoint: mountpoint, filesystem: filesystem,
-                options: options.flatMap { $0.split(separator: ",").map(String.init) }, logger: logger)
-            let signals = Self.onSignals([SIGINT, SIGTERM, SIGHUP]) {
-                logger.info("Unmounting \(mountpoint)")
-                session.unmount()
-            }
-            Console.line("mediafs: mounted \(connection.embedded.map { "the embedded Media Manager (\($0.baseURL))" } ?? "the Media Manager") on \(mountpoint)\(readOnly ? " read-only" : ""); Ctrl-C to unmount")
-            try await session.run()
-            signals.forEach { $0.cancel() }
-            Console.line("mediafs: unmounted \(mountpoint)")
-        } catch {
-            await connection.close()
-            throw error
-        }
-        await connection.close()
-    }
-
-    /// Whether the key may change things: generating an upload URL needs the Manage scope and
-    /// changes nothing.
-    static func probeScope(_ client: MediaManagerClient, logger: Logger) async throws -> (Bool, String?) {
-        do {
-            _ = try await client.files.generateFileUploadUrl(mimeType: "text/plain", options: UploadOptions(fileName: "mediafs-probe.txt"))
-            return (false, nil)
-        } catch let error as MediaManagerError where error.code == .permissionDenied {
-            let reason = "the API key has only the Read Media Manager scope (the service answered 403 to an upload URL request)"
-            logger.warning("Mounting read-only: \(reason)")
-            return (true, reason)
-        } catch let error as MediaManagerError where error.code == .unauthenticated {
-            throw ValidationError("The Media Manager refused the API key (401): check --api-key / MEDIAFS_API_KEY and --site-id.")
-        } catch {
-            throw ValidationError("Cannot reach the Media Manager: \(error)")
+        if detaches {
+            try await startDetached()
+        } else {
+            try await mount()
         }
     }
 
-    /// Handles `signals` on a queue instead of the default action.
-    static func onSignals(_ signals: [Int32], handler: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
-        signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            return source
+    /// Checks that cost nothing, made before starting anything: the mount point is free, and
+    /// `allow_other` is allowed.
+    func preflight(mountpoint: String) throws {
+        try MountpointCheck.verify(mountpoint, allowNonEmpty: allowNonEmpty)
+        let wantsOthers = allowOther || fuseOptions.contains("allow_root")
+        if wantsOthers && geteuid() != 0 && !FuseConfiguration.allowsOtherForUsers() {
+            throw CommandFailure(
+                "allow_other needs the line user_allow_other in /etc/fuse.conf for a user other than root "
+                    + "(it lets users open their mounts to others); add it as root, or mount without allow_other.")
         }
     }
 }
-
-extension WriteMode: ExpressibleByArgument {}

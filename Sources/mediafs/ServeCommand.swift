@@ -9,8 +9,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the embedded Media Manager (REST API, upload host with tus, content URLs).",
         discussion: """
-            Metadata is kept in SQLite and content on disk under --data. The API key comes from
-            --api-key or MEDIAFS_API_KEY; with neither, one is generated and stored (mode 0600) in
+            Metadata is kept in SQLite and content on disk under --data. The API key comes from \
+            --api-key or MEDIAFS_API_KEY; with neither, one is generated and stored (mode 0600) in \
             the data directory, and its location is printed. Stop with Ctrl-C.
             """
     )

@@ -9,9 +9,9 @@ struct URLCommand: AsyncParsableCommand {
         commandName: "url",
         abstract: "Generate a resumable upload URL and token (generateFileResumableUploadUrl) and print the response JSON.",
         discussion: """
-            The response carries uploadProtocol (TUS), uploadUrl (the tus creation URL) and
-            uploadToken (single use: send it as the tus metadata 'token', then finalize with
-            PUT <uploadUrl>/<uploadToken>?filename=NAME). With --simple, a simple upload URL
+            The response carries uploadProtocol (TUS), uploadUrl (the tus creation URL) and \
+            uploadToken (single use: send it as the tus metadata 'token', then finalize with \
+            PUT <uploadUrl>/<uploadToken>?filename=NAME). With --simple, a simple upload URL \
             (generateFileUploadUrl) is generated instead: PUT the bytes to it.
             """
     )

@@ -1,3 +1,4 @@
+import Backoff
 import ArgumentParser
 import Crypto
 import Foundation
@@ -12,10 +13,10 @@ struct UploadCommand: AsyncParsableCommand {
         commandName: "upload",
         abstract: "Upload files to the Media Manager and print each new file's descriptor (JSON).",
         discussion: """
-            Files under 10 MB use a simple upload URL. Larger ones use the resumable flow:
-            generate-resumable-upload-url, tus PATCH chunks, finalize. Network faults pause the
-            upload and it resumes by itself (up to --outage-limit). If the command is interrupted
-            (Ctrl-C, crash, reboot), running it again with the same file resumes the same upload
+            Files under 10 MB use a simple upload URL. Larger ones use the resumable flow: \
+            generate-resumable-upload-url, tus PATCH chunks, finalize. Network faults pause the \
+            upload and it resumes by itself (up to --outage-limit). If the command is interrupted \
+            (Ctrl-C, crash, reboot), running it again with the same file resumes the same upload \
             from the server's offset; the state is kept under $XDG_STATE_HOME/mediafs/uploads.
             """
     )

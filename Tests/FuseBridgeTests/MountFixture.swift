@@ -1,8 +1,10 @@
+import Backoff
 import AsyncHTTPClient
 import Crypto
 import Dispatch
 import Foundation
 import FuseBridge
+import Journal
 import Logging
 import MediaFS
 import MediaManager
@@ -18,57 +20,87 @@ struct MountFixture {
     let server: TestMediaServer
     let client: MediaManagerClient
     let mountpoint: String
+    /// The mounted filesystem and its journal, for tests that call them directly.
+    let filesystem: MediaFilesystem
+    let journal: Journal
 
     static func with<T>(
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
+        apiURL: String? = nil,
+        options: [String] = [],
         server configureServer: (inout MediaServerConfiguration) -> Void = { _ in },
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with(configure: configureServer) { server in
-            try await mounted(server: server, configure: configure, outageLimit: outageLimit, body)
+            try await mounted(
+                server: server, configure: configure, journal: configureJournal, outageLimit: outageLimit, apiURL: apiURL, options: options,
+                body)
         }
     }
 
-    /// Mounts `server` (at `server.directory/mnt`), runs `body`, unmounts.
+    /// Mounts `server` (at `server.directory/mnt`), runs `body`, unmounts. `options` are FUSE
+    /// mount options (`allow_other` lets other users in; the server's directory is then opened
+    /// to them too, so that they reach the mount point).
     static func mounted<T>(
         server: TestMediaServer,
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
         outageLimit: Duration = .seconds(300),
+        apiURL: String? = nil,
+        options: [String] = [],
         _ body: (MountFixture) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.mount")
         logger.logLevel = ProcessInfo.processInfo.environment["MEDIAFS_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let client = MediaManagerClient(
-            configuration: .init(baseURL: server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
+            configuration: .init(baseURL: apiURL ?? server.baseURL, apiKey: TestMediaServer.apiKey, siteID: nil),
             httpClient: HTTPClient.shared, logger: logger)
-        var configuration = FilesystemConfiguration(
-            entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
-        configuration.cacheDirectory = server.directory.path + "/cache"
-        configure(&configuration)
-        let tus = TusClient(
-            configuration: .init(
-                chunkSize: configuration.chunkSize,
-                retry: RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)),
-            httpClient: HTTPClient.shared, logger: logger)
-        let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
-        let filesystem = MediaFilesystem(
-            client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
+        let filesystem = try makeFilesystem(
+            server: server, client: client, configure: configure, journal: configureJournal, outageLimit: outageLimit, logger: logger)
         let mountpoint = server.directory.path + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
-        let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, logger: logger)
+        if options.contains("allow_other") { chmod(server.directory.path, 0o755) }
+        let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, options: options, logger: logger)
         let loop = Task { try await session.run() }
-        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint)
+        let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: filesystem.journal)
         do {
             let result = try await body(fixture)
             session.unmount()
             try await loop.value
+            await filesystem.shutdown(timeout: .seconds(30))
             return result
         } catch {
             session.unmount()
             _ = try? await loop.value
+            await filesystem.shutdown(timeout: .seconds(1))
             throw error
         }
+    }
+
+    /// The filesystem of a test mount over `server`: short TTLs, quick retries, its journal and
+    /// attribute store in the server's directory.
+    static func makeFilesystem(
+        server: TestMediaServer,
+        client: MediaManagerClient,
+        configure: (inout FilesystemConfiguration) -> Void = { _ in },
+        journal configureJournal: (inout Journal.Configuration) -> Void = { _ in },
+        outageLimit: Duration = .seconds(300),
+        logger: Logger
+    ) throws -> MediaFilesystem {
+        var configuration = FilesystemConfiguration(
+            entryTTL: .milliseconds(300), attributeTTL: .milliseconds(300), directoryTTL: .milliseconds(300))
+        configure(&configuration)
+        let retry = RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), outageLimit: outageLimit)
+        let tus = TusClient(configuration: .init(retry: retry), httpClient: HTTPClient.shared, logger: logger)
+        let attributes = try AttributeStore(path: server.directory.path + "/attributes.sqlite", scope: "test", logger: logger)
+        var journalConfiguration = Journal.Configuration(
+            directory: server.directory.path + "/cache/journal", scope: "test", outageLimit: outageLimit, retry: retry)
+        configureJournal(&journalConfiguration)
+        let journal = try Journal(configuration: journalConfiguration, client: client, tus: tus, attributes: attributes, logger: logger)
+        return MediaFilesystem(
+            client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
     }
 
     /// Runs a shell command with the mount as working directory, off the concurrency pool (a
@@ -80,6 +112,12 @@ struct MountFixture {
             throw ShellError(message: "`\(command)` exited \(result.status), expected \(status):\n\(result.output)")
         }
         return result
+    }
+
+    /// Waits until every change made through the mount is in the Media Manager (files closed,
+    /// renames recorded): `mediafs sync`'s attribute.
+    func sync() async throws {
+        try await sh("getfattr -n user.mediafs.sync . > /dev/null")
     }
 
     @discardableResult

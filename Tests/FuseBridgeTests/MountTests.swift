@@ -66,6 +66,7 @@ struct MountTests {
             #expect(try await mount.sh("cat 2024∕12∕summary.pdf").output == "slash")
             try await mount.sh("mv 'photo (2).jpg' 'a/b.jpg'", expect: 1)
             try await mount.sh("mv 'photo (2).jpg' 'a∕b.jpg'")
+            try await mount.sync()
             let names = try await mount.client.files.list().files.map(\.displayName).sorted()
             #expect(names == ["2024/12/summary.pdf", "a/b.jpg", "photo.jpg"])
         }
@@ -75,16 +76,16 @@ struct MountTests {
     func remoteChanges() async throws {
         try await MountFixture.with { mount in
             #expect(try await mount.sh("ls").lines.isEmpty)
+            // Each change shows within the listing's and the kernel's TTLs (300 ms here), with room
+            // for a loaded machine.
+            let bound: Duration = .seconds(3)
             let file = try await mount.upload("new.txt", Data("hello".utf8))
-            try await Task.sleep(for: .milliseconds(700))
-            #expect(try await mount.sh("ls").lines == ["new.txt"])
+            try await Programs.waitFor("new.txt in the mount", timeout: bound) { (try? await mount.sh("ls"))?.lines == ["new.txt"] }
             #expect(try await mount.sh("cat new.txt").output == "hello")
             _ = try await mount.client.files.update(id: file.id, displayName: "moved.txt")
-            try await Task.sleep(for: .milliseconds(700))
-            #expect(try await mount.sh("ls").lines == ["moved.txt"])
+            try await Programs.waitFor("the rename in the mount", timeout: bound) { (try? await mount.sh("ls"))?.lines == ["moved.txt"] }
             try await mount.client.files.delete(ids: [file.id])
-            try await Task.sleep(for: .milliseconds(700))
-            #expect(try await mount.sh("ls").lines.isEmpty)
+            try await Programs.waitFor("the deletion in the mount", timeout: bound) { (try? await mount.sh("ls"))?.lines.isEmpty == true }
         }
     }
 

@@ -1,5 +1,7 @@
+import Backoff
 import AsyncHTTPClient
 import Foundation
+import Journal
 import Logging
 import MediaFS
 import MediaManager
@@ -26,15 +28,16 @@ struct FilesystemFixture {
                 configuration: .init(baseURL: server.baseURL, apiKey: key, siteID: nil), httpClient: HTTPClient.shared, logger: logger)
             var configuration = FilesystemConfiguration(
                 entryTTL: .milliseconds(200), attributeTTL: .milliseconds(200), directoryTTL: .milliseconds(200))
-            configuration.cacheDirectory = server.directory.path + "/cache"
             configure(&configuration)
             let attributesPath = server.directory.path + "/attributes.sqlite"
-            let tus = TusClient(
-                configuration: .init(chunkSize: configuration.chunkSize, retry: RetryPolicy(outageLimit: outageLimit)),
-                httpClient: HTTPClient.shared, logger: logger)
+            let tus = TusClient(configuration: .init(retry: RetryPolicy(outageLimit: outageLimit)), httpClient: HTTPClient.shared, logger: logger)
             let attributes = try AttributeStore(path: attributesPath, scope: server.baseURL, logger: logger)
+            let journal = try Journal(
+                configuration: .init(directory: server.directory.path + "/cache/journal", scope: server.baseURL, outageLimit: outageLimit),
+                client: client, tus: tus, attributes: attributes, logger: logger)
             let filesystem = MediaFilesystem(
-                client: client, http: HTTPClient.shared, tus: tus, attributes: attributes, configuration: configuration, logger: logger)
+                client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
+            defer { Task { await filesystem.shutdown(timeout: .zero) } }
             return try await body(FilesystemFixture(server: server, client: client, filesystem: filesystem))
         }
     }
@@ -51,7 +54,16 @@ struct FilesystemFixture {
     func names(_ inode: InodeNumber) async throws -> [String] {
         let handle = try await filesystem.opendir(inode)
         defer { filesystem.releasedir(handle: handle) }
-        return try filesystem.readdir(handle: handle, offset: 0).filter { !$0.isSelfOrParent }.map(\.name)
+        // Batch after batch, as the kernel asks.
+        var entries: [DirectoryEntry] = []
+        var offset = 0
+        while true {
+            let batch = try filesystem.readdir(handle: handle, offset: offset)
+            guard let last = batch.last else { break }
+            entries += batch
+            offset = last.nextOffset
+        }
+        return entries.filter { !$0.isSelfOrParent }.map(\.name)
     }
 
     /// Reads a whole file through the filesystem in `chunk`-sized reads.

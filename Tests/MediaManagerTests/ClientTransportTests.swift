@@ -1,3 +1,4 @@
+import Backoff
 import Foundation
 import Logging
 import MediaManager
@@ -21,7 +22,7 @@ struct ClientTransportTests {
                 baseURL: server.baseURL + "/",
                 apiKey: "the-key",
                 siteID: "site-1",
-                retry: .init(maximumAttempts: attempts, initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100))
+                retry: .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(100), maximumAttempts: attempts)
             ),
             logger: quietLogger()
         )
@@ -122,7 +123,7 @@ struct ClientTransportTests {
             configuration: .init(
                 baseURL: "http://127.0.0.1:1",
                 timeouts: .init(connect: .milliseconds(500)),
-                retry: .init(maximumAttempts: 2, initialDelay: .milliseconds(10))
+                retry: .init(initialDelay: .milliseconds(10), maximumAttempts: 2)
             ),
             logger: quietLogger()
         )

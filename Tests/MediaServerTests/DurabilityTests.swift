@@ -32,8 +32,11 @@ struct DurabilityTests {
             // Stream the rest in one PATCH and kill the server while it arrives.
             let url = try #require(URL(string: location))
             let pid = server.processIdentifier
+            // Killed once the server has checkpointed part of this PATCH (HEAD shows it).
             let killer = Task {
-                try await Task.sleep(for: .milliseconds(400))
+                try await Programs.waitFor("part of the PATCH to be checkpointed", timeout: .seconds(30)) {
+                    (Int((try? await TusTest.head(location))?.header("Upload-Offset") ?? "") ?? 0) > 8 << 20
+                }
                 kill(pid, SIGKILL)
             }
             _ = try? await RawHTTP.sendPartial(

@@ -60,7 +60,7 @@ struct UploadTokenTests {
         }
     }
 
-    @Test("the resumable flow: the file appears only after finalize; finalize is idempotent; tokens start one upload")
+    @Test("the resumable flow: the file appears only after finalize; finalize is idempotent; a finalized token starts nothing more")
     func resumableFlow() async throws {
         try await TestMediaServer.with { server in
             let folder = try await API.createFolder(server, "clips")
@@ -68,11 +68,6 @@ struct UploadTokenTests {
             #expect(uploadUrl == server.baseURL + "/upload/tus")
             let data = Data.random(300_000)
             let (location, _) = try await TusTest.create(uploadUrl, token: token, length: data.count)
-
-            let second = try await TestHTTP.send(
-                .POST, uploadUrl,
-                headers: TusTest.base + [("Upload-Length", "1"), ("Upload-Metadata", TusTest.metadata(["token": token]))])
-            #expect(second.status == 429)
 
             #expect(try await TusTest.patch(location, offset: 0, data: data.prefix(100_000)).status == 204)
             let early = try await TusTest.finalize(uploadUrl, token: token)
@@ -93,6 +88,13 @@ struct UploadTokenTests {
             #expect(again.status == 200)
             #expect((again.json["file"] as? [String: Any])?["id"] as? String == file["id"] as? String)
             #expect(try await API.listNames(server, path: "/files?parentFolderId=\(folder)").count == 1)
+
+            // A finalized token starts no more uploads (before finalize a new one replaces the old:
+            // UploadIdentityTests).
+            let second = try await TestHTTP.send(
+                .POST, uploadUrl,
+                headers: TusTest.base + [("Upload-Length", "1"), ("Upload-Metadata", TusTest.metadata(["token": token]))])
+            #expect(second.status == 429)
 
             let content = try await TestHTTP.send(.GET, try #require(file["url"] as? String))
             #expect(content.body == data)

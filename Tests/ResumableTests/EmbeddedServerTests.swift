@@ -1,3 +1,4 @@
+import Backoff
 import FaultInjection
 import Foundation
 import MediaManager
@@ -112,9 +113,8 @@ struct EmbeddedServerTests {
                     )
                 }
                 group.addTask {
-                    while progress.last < Int64(4 * Self.mebibyte) {
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
+                    await progress.reach(Int64(4 * Self.mebibyte))
+                    // The outage's length is the fault, not a synchronisation.
                     try await proxy.outage(for: .seconds(2))
                     return nil
                 }

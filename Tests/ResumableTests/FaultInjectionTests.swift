@@ -1,3 +1,4 @@
+import Backoff
 import FaultInjection
 import Foundation
 import Logging
@@ -36,7 +37,8 @@ struct FaultInjectionTests {
             try await proxy.setCutPolicy(
                 .insidePatchBodies(bytes: 1...(min(size, 8 * Self.mebibyte) + 300), probability: 1, maximumCuts: 3)
             )
-            let client = TusClient(configuration: .init(retry: testRetryPolicy()), logger: logger)
+            // Every byte in PATCH bodies (none with the creation), where the cuts fall.
+            let client = TusClient(configuration: .init(retry: testRetryPolicy(), creationWithUpload: false), logger: logger)
             let progress = ProgressRecorder()
             let result: TusUploadResult
             if size == 0 {
@@ -75,9 +77,7 @@ struct FaultInjectionTests {
                 group.addTask {
                     // Two outages while the upload runs: one refusing connections, one resetting them.
                     for (threshold, mode) in [(30, FaultProxy.OutageMode.refuse), (65, .closeImmediately)] {
-                        while progress.last < Int64(threshold * Self.mebibyte) {
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
+                        await progress.reach(Int64(threshold * Self.mebibyte))
                         try await proxy.outage(for: .milliseconds(1500), mode: mode)
                     }
                     return nil
@@ -134,6 +134,8 @@ struct FaultInjectionTests {
                 }
                 return try await upload.finish()
             }
+            // What is measured: for a whole second of outage the writer gets no further (a sleep
+            // that is the thing under test, not a synchronisation).
             try await Task.sleep(for: .seconds(1))
             // One chunk in flight (stuck), one filled and waiting: the writer is held back.
             #expect(appended.last <= 2)

@@ -1,3 +1,4 @@
+import Backoff
 import Foundation
 import NIOCore
 import Resumable
@@ -122,14 +123,16 @@ struct PythonServerTests {
             let url = first!.url
             try await first!.append(Array(bytes[0..<450_000]))
             first = nil
-            try await Task.sleep(for: .milliseconds(300))
+            // Three chunks were acknowledged before append returned; the fourth, in flight when the
+            // upload was dropped, may still land (in part) while the server notices: the offset
+            // only grows from here, up to what was sent.
             let acknowledged = try await client.state(of: url).offset
             #expect(acknowledged >= 300_000 && acknowledged <= 450_000)
 
             // Second run: the file convenience resumes from the server's offset.
             let result = try await client.upload(file: source.path, to: server.creationURL, resumeURL: url)
             #expect(result.url == url)
-            #expect(result.resumedFrom == acknowledged)
+            #expect(result.resumedFrom >= acknowledged && result.resumedFrom <= 450_000)
             #expect(try md5OfFile(server.storedFile(for: url)) == source.md5)
             try await client.shutdown()
         }

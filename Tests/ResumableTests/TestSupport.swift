@@ -1,3 +1,4 @@
+import Backoff
 import Crypto
 import Foundation
 import Logging
@@ -59,7 +60,7 @@ final class PythonTusServer: Sendable {
         while ContinuousClock.now < deadline {
             if canConnect(port: port) { return server }
             if !process.isRunning { break }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(100))  // poll interval of an external process's state
         }
         await server.stop()
         throw TestFailure("resumable-upload did not start on port \(port)")
@@ -71,12 +72,12 @@ final class PythonTusServer: Sendable {
             process.terminate()
             let deadline = ContinuousClock.now + .seconds(3)
             while process.isRunning && ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(20))
+                try? await Task.sleep(for: .milliseconds(20))  // poll interval of an external process's state
             }
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 while process.isRunning {
-                    try? await Task.sleep(for: .milliseconds(20))
+                    try? await Task.sleep(for: .milliseconds(20))  // poll interval of an external process's state
                 }
             }
         }
@@ -163,13 +164,35 @@ func fileSize(_ path: String) -> Int64 {
 final class ProgressRecorder: @unchecked Sendable {
     private let lock = NSLock()
     private var values: [Int64] = []
+    /// Tasks waiting for the progress to reach a value.
+    private var waiters: [(threshold: Int64, continuation: CheckedContinuation<Void, Never>)] = []
 
     var handler: TusClient.ProgressHandler {
-        { value in self.lock.withLock { self.values.append(value) } }
+        { value in
+            let ready = self.lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+                self.values.append(value)
+                let ready = self.waiters.filter { value >= $0.threshold }.map(\.continuation)
+                self.waiters.removeAll { value >= $0.threshold }
+                return ready
+            }
+            ready.forEach { $0.resume() }
+        }
     }
 
     var all: [Int64] { lock.withLock { values } }
     var last: Int64 { lock.withLock { values.last ?? 0 } }
+
+    /// Returns once the progress has reached `threshold` (at once if it has).
+    func reach(_ threshold: Int64) async {
+        await withCheckedContinuation { continuation in
+            let reached = lock.withLock { () -> Bool in
+                if (values.last ?? 0) >= threshold { return true }
+                waiters.append((threshold, continuation))
+                return false
+            }
+            if reached { continuation.resume() }
+        }
+    }
 }
 
 func testLogger(_ label: String) -> Logger {

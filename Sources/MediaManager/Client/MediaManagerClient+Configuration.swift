@@ -1,3 +1,5 @@
+import Backoff
+
 extension MediaManagerClient {
     /// Settings of a ``MediaManagerClient``.
     public struct Configuration: Sendable {
@@ -26,34 +28,6 @@ extension MediaManagerClient {
             }
         }
 
-        /// How 429 and 5xx answers (and transport failures of idempotent calls) are retried.
-        public struct Retry: Sendable, Hashable {
-            /// Attempts in total, including the first (default 5).
-            public var maximumAttempts: Int
-            /// The first backoff delay (default 500 ms), doubled each attempt.
-            public var initialDelay: Duration
-            /// The largest backoff delay (default 20 s).
-            public var maximumDelay: Duration
-            /// The random fraction taken off each backoff delay, in `0...1` (default 0.5).
-            public var jitter: Double
-            /// The longest `Retry-After` honoured (default 60 s); longer waits fail instead.
-            public var maximumRetryAfter: Duration
-
-            public init(
-                maximumAttempts: Int = 5,
-                initialDelay: Duration = .milliseconds(500),
-                maximumDelay: Duration = .seconds(20),
-                jitter: Double = 0.5,
-                maximumRetryAfter: Duration = .seconds(60)
-            ) {
-                self.maximumAttempts = max(1, maximumAttempts)
-                self.initialDelay = initialDelay
-                self.maximumDelay = maximumDelay
-                self.jitter = min(1, max(0, jitter))
-                self.maximumRetryAfter = maximumRetryAfter
-            }
-        }
-
         /// The service root, e.g. `https://www.wixapis.com` or `http://127.0.0.1:8080`; REST paths
         /// are under `/site-media/v1`.
         public var baseURL: String
@@ -62,7 +36,10 @@ extension MediaManagerClient {
         /// Sent as `wix-site-id` on REST calls.
         public var siteID: String?
         public var timeouts: Timeouts
-        public var retry: Retry
+        /// How 429 and 5xx answers (and transport failures of idempotent calls) are retried:
+        /// ``RetryPolicy/maximumAttempts`` attempts, at most ``RetryPolicy/maximumRetryAfter`` per
+        /// `Retry-After`.
+        public var retry: RetryPolicy
 
         /// Creates a configuration.
         public init(
@@ -70,7 +47,7 @@ extension MediaManagerClient {
             apiKey: String? = nil,
             siteID: String? = nil,
             timeouts: Timeouts = Timeouts(),
-            retry: Retry = Retry()
+            retry: RetryPolicy = RetryPolicy(initialDelay: .milliseconds(500), maximumDelay: .seconds(20))
         ) {
             self.baseURL = baseURL
             self.apiKey = apiKey

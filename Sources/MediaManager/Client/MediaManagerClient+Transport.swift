@@ -1,3 +1,4 @@
+import Backoff
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -172,13 +173,9 @@ extension MediaManagerClient {
 
     /// The backoff before attempt `attempt + 1`: exponential, capped, with jitter.
     func backoff(attempt: Int) -> Duration {
-        let retry = configuration.retry
-        let initial = Double(retry.initialDelay.components.seconds) + Double(retry.initialDelay.components.attoseconds) / 1e18
-        let maximum = Double(retry.maximumDelay.components.seconds) + Double(retry.maximumDelay.components.attoseconds) / 1e18
-        let base = min(maximum, initial * pow(2, Double(min(attempt - 1, 30))))
-        let jittered = base * (1 - retry.jitter * Double.random(in: 0...1))
-        return .nanoseconds(Int64(jittered * 1e9))
+        configuration.retry.delay(forAttempt: attempt - 1)
     }
+
 
     /// `Retry-After` as seconds or as an HTTP date.
     static func parseRetryAfter(_ text: String) -> Duration? {

@@ -11,6 +11,7 @@ struct FoldersController: Sendable {
             let body = try await request.decodeJSON(CreateFolderRequest.self, context: context)
             let name = body.displayName.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !name.isEmpty else { throw APIError.invalid("displayName", "displayName must not be empty") }
+            try InputLimits.checkName(body.displayName, field: "displayName")
             let parent = body.parentFolderId.flatMap { $0.isEmpty ? nil : $0 } ?? FolderID.mediaRoot
             let record = try await self.state.store.createFolder(displayName: body.displayName, parentId: parent)
             return JSONResponse(FolderResponse(folder: self.state.folder(record)))
@@ -36,8 +37,11 @@ struct FoldersController: Sendable {
             let mask = body.fieldMask?.fields
             func wanted(_ field: String) -> Bool { mask?.contains(field) ?? true }
             let name = wanted("displayName") ? body.folder.displayName : nil
-            if let name, name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                throw APIError.invalid("folder.displayName", "displayName must not be empty")
+            if let name {
+                guard !name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                    throw APIError.invalid("folder.displayName", "displayName must not be empty")
+                }
+                try InputLimits.checkName(name, field: "folder.displayName")
             }
             let record = try await self.state.store.updateFolder(
                 id: id,
@@ -48,6 +52,7 @@ struct FoldersController: Sendable {
         }
         group.post("bulk/folders/delete") { request, context in
             let body = try await request.decodeJSON(BulkDeleteFoldersRequest.self, context: context)
+            try InputLimits.checkIds(body.folderIds, field: "folderIds")
             if let root = body.folderIds.first(where: { Self.rootFolder($0) != nil }) {
                 throw APIError.invalid("folderIds", "Root folder '\(root)' cannot be deleted")
             }
@@ -57,6 +62,7 @@ struct FoldersController: Sendable {
         }
         group.post("bulk/trash-bin/folders/restore") { request, context in
             let body = try await request.decodeJSON(BulkRestoreFoldersRequest.self, context: context)
+            try InputLimits.checkIds(body.folderIds, field: "folderIds")
             try await self.state.store.restoreFolders(ids: body.folderIds)
             return JSONResponse(EmptyResponse())
         }

@@ -10,9 +10,11 @@ extension Request {
     func decodeJSON<T: Decodable>(_ type: T.Type, context: some RequestContext) async throws -> T {
         let buffer: ByteBuffer
         do {
-            buffer = try await self.body.collect(upTo: context.maxUploadSize)
+            buffer = try await self.body.collect(upTo: InputLimits.jsonBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "INVALID_ARGUMENT", message: "Request body is larger than \(InputLimits.jsonBodyBytes >> 20) MiB")
         } catch {
-            throw APIError(.contentTooLarge, code: "INVALID_ARGUMENT", message: "Request body is larger than 1 MiB")
+            throw APIError(field: "body", message: "The request body ended before it was complete")
         }
         guard buffer.readableBytes > 0 else {
             throw APIError(field: "body", message: "Invalid request message: a JSON body is required")

@@ -29,13 +29,15 @@ extension ListQuery {
             }
         }
         if let text = query.get("paging.limit"), !text.isEmpty {
-            guard let limit = Int(text), (1...Self.maximumLimit).contains(limit) else {
+            guard let limit = RequestNumber.parse(text, maximum: Int64(Self.maximumLimit)), limit >= 1 else {
                 throw APIError(field: "paging.limit", message: "paging.limit must be between 1 and \(Self.maximumLimit)", rule: "OUT_OF_RANGE")
             }
-            self.limit = limit
+            self.limit = Int(limit)
         }
         if let text = query.get("paging.cursor"), !text.isEmpty {
-            guard let cursor = Self.decodeCursor(text), cursor.field == field.rawValue, cursor.order == order.rawValue else {
+            guard text.utf8.count <= InputLimits.cursorLength, let cursor = Self.decodeCursor(text), cursor.field == field.rawValue,
+                cursor.order == order.rawValue, cursor.isValid
+            else {
                 throw APIError.invalid("paging.cursor", "paging.cursor is not a cursor of this listing; start again without it")
             }
             self.cursor = cursor

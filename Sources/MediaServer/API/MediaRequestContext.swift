@@ -9,5 +9,5 @@ struct MediaRequestContext: RequestContext {
     }
 
     /// JSON bodies of the REST API are small; uploads stream and never go through decoding.
-    var maxUploadSize: Int { 1 << 20 }
+    var maxUploadSize: Int { InputLimits.jsonBodyBytes }
 }

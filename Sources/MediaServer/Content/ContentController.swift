@@ -101,17 +101,23 @@ enum ByteRange: Equatable {
             $0.trimmingCharacters(in: .whitespaces)
         }
         guard parts.count == 2 else { return nil }
-        if parts[0].isEmpty {
-            guard let suffix = Int64(parts[1]), suffix >= 0 else { return nil }
-            guard suffix > 0, size > 0 else { return .unsatisfiable }
-            return .satisfiable(max(0, size - suffix)...(size - 1))
+        // Positions are digits only (RFC 9110 §14.1.2); a value past Int64 is still a valid
+        // position, just beyond any file, so it saturates instead of being refused.
+        func position(_ text: String) -> Int64? {
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+            return RequestNumber.parse(text) ?? .max
         }
-        guard let start = Int64(parts[0]), start >= 0 else { return nil }
+        if parts[0].isEmpty {
+            guard let suffix = position(parts[1]) else { return nil }
+            guard suffix > 0, size > 0 else { return .unsatisfiable }
+            return .satisfiable((suffix >= size ? 0 : size - suffix)...(size - 1))
+        }
+        guard let start = position(parts[0]) else { return nil }
         let end: Int64
         if parts[1].isEmpty {
             end = size - 1
         } else {
-            guard let value = Int64(parts[1]), value >= start else { return nil }
+            guard let value = position(parts[1]), value >= start else { return nil }
             end = min(value, size - 1)
         }
         guard start < size else { return .unsatisfiable }

@@ -17,7 +17,7 @@ struct BlobStore: Sendable {
     init(directory: String, threadPool: NIOThreadPool = .singleton) throws {
         self.directory = directory
         self.threadPool = threadPool
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DataDirectory.createPrivateDirectory(directory)
     }
 
     func path(_ blobId: String) -> String {
@@ -125,6 +125,45 @@ final class BlobWriter: @unchecked Sendable {
         offset += Int64(count)
     }
 
+    /// Writes `buffers` one after the other at the end of the blob and hands each to `hashes`
+    /// once it is written, all in one job on the thread pool (one hop for many buffers). The
+    /// offset advances by what was written, even when a later buffer fails.
+    ///
+    /// One call at a time per writer: the caller awaits each before starting the next.
+    /// Returns the new offset.
+    @discardableResult
+    func write(_ buffers: [ByteBuffer], hashing hashes: IngestHashes) async throws -> Int64 {
+        let fd = self.fd
+        let start = offset
+        let written = Counter()
+        do {
+            try await threadPool.runIfActive {
+                var position = off_t(start)
+                for buffer in buffers {
+                    try buffer.withUnsafeReadableBytes { bytes in
+                        var done = 0
+                        while done < bytes.count {
+                            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, position + off_t(done))
+                            if n < 0 {
+                                if errno == EINTR { continue }
+                                throw BlobError.system("write", errno)
+                            }
+                            done += n
+                        }
+                        hashes.update(bytes)
+                    }
+                    position += off_t(buffer.readableBytes)
+                    written.value = Int64(position) - start
+                }
+            }
+        } catch {
+            offset += written.value
+            throw error
+        }
+        offset += written.value
+        return offset
+    }
+
     /// Flushes written bytes to stable storage (fdatasync).
     func sync() async throws {
         let fd = self.fd
@@ -149,6 +188,52 @@ final class BlobWriter: @unchecked Sendable {
     }
 
     deinit { close() }
+}
+
+/// The hashes kept while an upload's bytes arrive: the MD5 of the whole upload (the file's
+/// `hash`) and, when the client sent `Upload-Checksum`, the digest of this request's bytes.
+///
+/// Updated on the thread pool by `BlobWriter.write`, read by the request after awaiting it:
+/// never touched by two threads at once.
+final class IngestHashes: @unchecked Sendable {
+    private(set) var md5: Insecure.MD5
+    // One of these at most, updated in place (a copy would copy the digest context).
+    private var sha1: Insecure.SHA1?
+    private var sha256: SHA256?
+    private var chunkMD5: Insecure.MD5?
+
+    /// The algorithms of `Upload-Checksum`.
+    enum Algorithm: String, Sendable { case sha1, sha256, md5 }
+
+    init(md5: Insecure.MD5, checksum: Algorithm?) {
+        self.md5 = md5
+        switch checksum {
+        case .sha1: sha1 = Insecure.SHA1()
+        case .sha256: sha256 = SHA256()
+        case .md5: chunkMD5 = Insecure.MD5()
+        case nil: break
+        }
+    }
+
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        md5.update(bufferPointer: bytes)
+        sha1?.update(bufferPointer: bytes)
+        sha256?.update(bufferPointer: bytes)
+        chunkMD5?.update(bufferPointer: bytes)
+    }
+
+    /// The digest of the request's bytes, if a checksum was asked for.
+    func checksum() -> Data? {
+        if let sha1 { return Data(sha1.finalize()) }
+        if let sha256 { return Data(sha256.finalize()) }
+        if let chunkMD5 { return Data(chunkMD5.finalize()) }
+        return nil
+    }
+}
+
+/// A count written by a thread-pool job and read after it.
+private final class Counter: @unchecked Sendable {
+    var value: Int64 = 0
 }
 
 /// A failed file-system call in the blob store.

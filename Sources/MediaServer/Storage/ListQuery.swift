@@ -23,6 +23,18 @@ struct ListQuery: Sendable {
         var order: String
         var key: String
         var id: String
+
+        /// Whether the key is a value of its field: a finite date, a size of digits only.
+        /// Cursors are made by the server, but they come back from clients.
+        var isValid: Bool {
+            guard key.utf8.count <= InputLimits.cursorLength, id.utf8.count <= InputLimits.idLength else { return false }
+            switch Field(rawValue: field) {
+            case .displayName: return true
+            case .updatedDate: return Double(key)?.isFinite ?? false
+            case .sizeInBytes: return RequestNumber.parse(key) != nil
+            case nil: return false
+            }
+        }
     }
 
     var parentId: String
@@ -55,7 +67,7 @@ struct ListQuery: Sendable {
                 switch field {
                 case .displayName: cursor.key
                 case .updatedDate: Double(cursor.key)
-                case .sizeInBytes: Int64(cursor.key)
+                case .sizeInBytes: RequestNumber.parse(cursor.key)
                 }
             _ = arguments.append(contentsOf: [key, cursor.id])
         }

@@ -3,13 +3,26 @@ import GRDB
 import MediaManager
 
 extension Store {
-    /// Records a new tus upload. A token starts exactly one upload: a second start is refused.
-    func createUpload(_ record: UploadRecord) async throws {
+    /// Records a new tus upload, terminating `replacing` (the token's earlier unfinished uploads,
+    /// whose locks the caller holds). A token whose file was finalized starts nothing more.
+    func createUpload(_ record: UploadRecord, replacing: [String]) async throws {
         try await database.write { db in
-            let started = try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE tokenId = ?", arguments: [record.tokenId]) ?? false
+            let finalized =
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE tokenId = ? AND state = 'finalized'", arguments: [record.tokenId])
+                ?? false
             let used = try Bool.fetchOne(db, sql: "SELECT 1 FROM usedToken WHERE jti = ?", arguments: [record.tokenId]) ?? false
-            if started || used { throw APIError.tokenReused }
+            if finalized || used { throw APIError.tokenReused }
+            for id in replacing {
+                try db.execute(sql: "UPDATE upload SET state = 'terminated' WHERE id = ? AND state = 'active'", arguments: [id])
+            }
             try record.insert(db)
+        }
+    }
+
+    /// Ids of the token's uploads that are still active.
+    func activeUploads(tokenId: String) async throws -> [String] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM upload WHERE tokenId = ? AND state = 'active'", arguments: [tokenId])
         }
     }
 
@@ -17,9 +30,17 @@ extension Store {
         try await database.read { db in try UploadRecord.fetchOne(db, key: id) }
     }
 
-    func upload(tokenId: String) async throws -> UploadRecord? {
+    /// The upload finalize works on: the token's finalized upload if there is one (finalize is
+    /// idempotent), else its newest.
+    func currentUpload(tokenId: String) async throws -> UploadRecord? {
         try await database.read { db in
-            try UploadRecord.fetchOne(db, sql: "SELECT * FROM upload WHERE tokenId = ?", arguments: [tokenId])
+            try UploadRecord.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM upload WHERE tokenId = ?
+                    ORDER BY state = 'finalized' DESC, createdDate DESC, rowid DESC LIMIT 1
+                    """,
+                arguments: [tokenId])
         }
     }
 

@@ -77,6 +77,34 @@ final class Store: Sendable {
                     """
             )
         }
+        // A token may start a new upload while its earlier one is unfinished (the earlier one is
+        // terminated), so tokenId is no longer unique.
+        migrator.registerMigration("v2-upload-per-token") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE upload_v2 (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        tokenId TEXT NOT NULL,
+                        claims TEXT NOT NULL,
+                        length INTEGER,
+                        offset INTEGER NOT NULL,
+                        metadata TEXT,
+                        fileName TEXT,
+                        contentType TEXT,
+                        createdDate DOUBLE NOT NULL,
+                        expiresDate DOUBLE NOT NULL,
+                        state TEXT NOT NULL,
+                        fileId TEXT
+                    );
+                    INSERT INTO upload_v2 SELECT id, tokenId, claims, length, offset, metadata, fileName, contentType,
+                        createdDate, expiresDate, state, fileId FROM upload ORDER BY rowid;
+                    DROP TABLE upload;
+                    ALTER TABLE upload_v2 RENAME TO upload;
+                    CREATE INDEX upload_token ON upload(tokenId, state);
+                    CREATE INDEX upload_state ON upload(state, expiresDate);
+                    """
+            )
+        }
         return migrator
     }
 }

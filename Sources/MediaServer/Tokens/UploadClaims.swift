@@ -19,8 +19,21 @@ struct UploadClaims: Codable, Sendable, Equatable {
     var labels: [String]
     var acl: String
     var sizeInBytes: Int64?
+    /// `media/<fileId>`: the id the file will have, fixed when the token is minted (resumable
+    /// tokens), as in the service's tokens. Absent from simple-upload tokens and from resumable
+    /// tokens minted before ids were pre-assigned.
+    var path: String?
 
     var isPrivate: Bool { acl == "private" }
+
+    /// The pre-assigned file id, from `path`.
+    var fileId: String? {
+        guard let path, path.hasPrefix(Self.pathPrefix) else { return nil }
+        let id = String(path.dropFirst(Self.pathPrefix.count))
+        return id.isEmpty || id.contains("/") ? nil : id
+    }
+
+    static let pathPrefix = "media/"
     var isResumable: Bool { `protocol` == "tus" }
 
     func checkExpiry(now: Date = Date()) throws(TokenError) {

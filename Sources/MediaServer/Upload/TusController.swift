@@ -46,30 +46,34 @@ struct TusController: Sendable {
 
     func create(_ request: Request) async throws -> Response {
         try checkVersion(request)
-        let lengthHeader = request.headers[Tus.uploadLength]
-        let deferHeader = request.headers[Tus.uploadDeferLength]
+        let deferHeader = request.headers[values: Tus.uploadDeferLength]
         var length: Int64?
-        switch (lengthHeader, deferHeader) {
-        case (let text?, nil):
-            guard let value = Int64(text), value >= 0 else {
-                throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Length must be a non-negative integer")
-            }
+        switch (try Tus.number(request, Tus.uploadLength), deferHeader.isEmpty) {
+        case (let value?, true):
             length = value
-        case (nil, "1"?):
+        case (nil, false):
+            guard deferHeader == ["1"] else {
+                throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Defer-Length must be 1")
+            }
             length = nil
-        case (nil, _?):
-            throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Defer-Length must be 1")
-        case (_?, _?):
+        case (_?, false):
             throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Send Upload-Length or Upload-Defer-Length, not both")
-        case (nil, nil):
+        case (nil, true):
             throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Length or Upload-Defer-Length: 1 is required")
         }
-        if let length, length > state.configuration.maxUploadSize {
-            throw Tus.error(.contentTooLarge, "OUT_OF_RANGE", "Upload-Length exceeds Tus-Max-Size (\(state.configuration.maxUploadSize))")
+        let maximum = state.configuration.maxUploadSize
+        if let length, length > maximum {
+            throw Tus.error(.contentTooLarge, "OUT_OF_RANGE", "Upload-Length exceeds Tus-Max-Size (\(maximum))")
         }
-        guard let metadata = Tus.parseMetadata(request.headers[Tus.uploadMetadata] ?? "") else {
-            throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Metadata is malformed: use comma-separated 'key base64value' pairs")
+        let withUpload = request.headers[.contentType]?.lowercased() == Tus.offsetContentType
+        if withUpload, let declared = try Tus.number(request, .contentLength), declared > length ?? maximum {
+            throw Tus.error(
+                .contentTooLarge, "OUT_OF_RANGE",
+                length == nil
+                    ? "The request carries more bytes than Tus-Max-Size (\(maximum))"
+                    : "The request carries more bytes than its Upload-Length (\(length ?? 0))")
         }
+        let metadata = try metadata(request)
         guard let token = metadata["token"], !token.isEmpty else {
             throw Tus.error(.unauthorized, "UNAUTHENTICATED", "Upload-Metadata must carry the uploadToken as 'token'")
         }
@@ -77,6 +81,7 @@ struct TusController: Sendable {
         guard claims.isResumable else {
             throw Tus.error(.forbidden, "PERMISSION_DENIED", "This token is for a simple upload; use generate-resumable-upload-url for tus")
         }
+        let checksum = withUpload ? try checksum(request) : nil
         let now = Date()
         let record = UploadRecord(
             id: Identifiers.hex(),
@@ -86,27 +91,35 @@ struct TusController: Sendable {
             offset: 0,
             metadata: metadata.isEmpty ? nil : Tus.formatMetadata(metadata),
             fileName: metadata["filename"].flatMap { $0.isEmpty ? nil : $0 },
-            contentType: (metadata["contentType"] ?? metadata["filetype"]).flatMap { $0.isEmpty ? nil : $0 },
+            contentType: (metadata["contentType"] ?? metadata["filetype"]).flatMap { InputLimits.isMIMEType($0) ? $0 : nil },
             createdDate: now.timeIntervalSince1970,
             expiresDate: now.timeIntervalSince1970 + state.configuration.uploadExpiry,
             state: .active,
             fileId: nil
         )
-        do {
-            try await state.store.createUpload(record)
-        } catch let error as APIError {
-            throw error.with(headers: [Tus.resumable: Tus.version])
+        // One creation per token at a time; an older unfinished upload of the token is
+        // terminated (under its own lock, so no PATCH is writing to it) and the new one is the
+        // one finalize will use.
+        let offset = try await state.sessions.withLock("token:" + claims.jti, busy: Self.tokenBusy) { () async throws -> Int64? in
+            let older = try await state.store.activeUploads(tokenId: claims.jti)
+            try await state.sessions.withLocks(older, busy: Self.tokenBusy) {
+                do {
+                    try await state.store.createUpload(record, replacing: older)
+                } catch let error as APIError {
+                    throw error.with(headers: [Tus.resumable: Tus.version])
+                }
+            }
+            for id in older { await state.sessions.forget(id) }
+            await state.blobs.remove(older)
+            try await state.blobs.openForAppend(record.id, truncatingTo: 0).close()
+            guard withUpload else { return nil }
+            return try await state.sessions.withLock(record.id, busy: Self.locked) {
+                try await BodyReceiver(state: state).receive(record, body: request.body, length: length, checksum: checksum)
+            }
         }
-        try await state.blobs.openForAppend(record.id, truncatingTo: 0).close()
-
         var headers = commonHeaders(record)
         headers[.location] = state.baseURL + "/upload/tus/" + record.id
-        if request.headers[.contentType] == Tus.offsetContentType {
-            let offset = try await state.sessions.withLock(record.id, busy: Self.locked) {
-                try await BodyReceiver(state: state).receive(record, body: request.body, length: length, checksum: try checksum(request))
-            }
-            headers[Tus.uploadOffset] = String(offset)
-        }
+        if let offset { headers[Tus.uploadOffset] = String(offset) }
         return Response(status: .created, headers: headers)
     }
 
@@ -130,17 +143,13 @@ struct TusController: Sendable {
         guard request.headers[.contentType]?.lowercased() == Tus.offsetContentType else {
             throw Tus.error(.unsupportedMediaType, "INVALID_ARGUMENT", "PATCH needs Content-Type: \(Tus.offsetContentType)")
         }
-        guard let offsetText = request.headers[Tus.uploadOffset], let offset = Int64(offsetText), offset >= 0 else {
+        guard let offset = try Tus.number(request, Tus.uploadOffset) else {
             throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Offset must be a non-negative integer")
         }
-        var newLength: Int64?
-        if let text = request.headers[Tus.uploadLength] {
-            guard let value = Int64(text), value >= 0 else {
-                throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Length must be a non-negative integer")
-            }
-            newLength = value
-        }
+        let newLength = try Tus.number(request, Tus.uploadLength)
+        let declared = try Tus.number(request, .contentLength)
         let checksum = try checksum(request)
+        let maximum = state.configuration.maxUploadSize
         let offsetAfter = try await state.sessions.withLock(id, busy: Self.locked) { () async throws -> Int64 in
             let upload = try await load(id)
             guard upload.state == .active else {
@@ -156,13 +165,20 @@ struct TusController: Sendable {
                 if let length, length != newLength {
                     throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Length is already \(length); it cannot change")
                 }
-                guard newLength >= upload.offset, newLength <= state.configuration.maxUploadSize else {
+                guard newLength >= upload.offset, newLength <= maximum else {
                     throw Tus.error(.badRequest, "INVALID_ARGUMENT", "Upload-Length \(newLength) is below the offset or above Tus-Max-Size")
                 }
                 length = newLength
             }
-            if let length, let declared = request.headers[.contentLength].flatMap({ Int64($0) }), upload.offset + declared > length {
-                throw Tus.error(.contentTooLarge, "OUT_OF_RANGE", "The PATCH carries more bytes than the upload's length (\(length))")
+            // Both sides are non-negative and the offset never passes the limit it was written
+            // under, so the subtraction cannot overflow (a lowered Tus-Max-Size makes it negative,
+            // which refuses every byte).
+            if let declared, declared > (length ?? maximum) - upload.offset {
+                throw Tus.error(
+                    .contentTooLarge, "OUT_OF_RANGE",
+                    length.map { "The PATCH carries more bytes than the upload's length (\($0))" }
+                        ?? "The PATCH would take the upload past Tus-Max-Size (\(maximum))",
+                    headers: [Tus.uploadOffset: String(upload.offset)])
             }
             return try await BodyReceiver(state: state).receive(upload, body: request.body, length: length, checksum: checksum)
         }
@@ -190,6 +206,31 @@ struct TusController: Sendable {
 
     static var locked: APIError {
         Tus.error(HTTPResponse.Status(code: 423, reasonPhrase: "Locked"), "LOCKED", "Another request is writing to this upload; retry shortly")
+    }
+
+    static var tokenBusy: APIError {
+        Tus.error(
+            HTTPResponse.Status(code: 423, reasonPhrase: "Locked"), "LOCKED",
+            "Another request is creating or writing an upload of this token; retry shortly")
+    }
+
+    /// `Upload-Metadata`, checked: well formed, present at most once, a `filename` no longer
+    /// than a display name may be.
+    func metadata(_ request: Request) throws(APIError) -> [String: String] {
+        let values = request.headers[values: Tus.uploadMetadata]
+        guard values.count <= 1, let metadata = Tus.parseMetadata(values.first ?? "") else {
+            throw Tus.error(
+                .badRequest, "INVALID_ARGUMENT",
+                "Upload-Metadata is malformed: send it once, as comma-separated 'key base64value' pairs with UTF-8 values")
+        }
+        if let name = metadata["filename"] {
+            do {
+                try InputLimits.checkName(name, field: "Upload-Metadata filename")
+            } catch {
+                throw error.with(headers: [Tus.resumable: Tus.version])
+            }
+        }
+        return metadata
     }
 
     func checkVersion(_ request: Request) throws {

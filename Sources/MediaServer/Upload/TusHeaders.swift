@@ -23,20 +23,36 @@ enum Tus {
     static let methodOverride = HTTPField.Name("X-HTTP-Method-Override")!
 
     /// Parses `Upload-Metadata`: comma-separated `key base64value` pairs (value optional).
-    /// Returns `nil` when the header is malformed.
+    /// Returns `nil` when the header is malformed: a key repeated, a key that is not printable
+    /// ASCII, a value that is not base64 or does not decode to UTF-8.
     static func parseMetadata(_ header: String) -> [String: String]? {
         var result: [String: String] = [:]
         for pair in header.split(separator: ",", omittingEmptySubsequences: true) {
             let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
-            guard let key = parts.first, parts.count <= 2, result[String(key)] == nil else { return nil }
+            guard let key = parts.first, parts.count <= 2, result[String(key)] == nil,
+                key.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+            else { return nil }
             if parts.count == 2 {
-                guard let data = Data(base64Encoded: String(parts[1])) else { return nil }
-                result[String(key)] = String(decoding: data, as: UTF8.self)
+                guard let data = Data(base64Encoded: String(parts[1])), let value = String(validating: data, as: UTF8.self) else {
+                    return nil
+                }
+                result[String(key)] = value
             } else {
                 result[String(key)] = ""
             }
         }
         return result
+    }
+
+    /// A non-negative integer header, parsed strictly (ASCII digits only, within `Int64`):
+    /// `nil` when absent, 400 when malformed or repeated.
+    static func number(_ request: Request, _ name: HTTPField.Name) throws(APIError) -> Int64? {
+        let values = request.headers[values: name]
+        guard let text = values.first else { return nil }
+        guard values.count == 1, let value = RequestNumber.parse(text) else {
+            throw error(.badRequest, "INVALID_ARGUMENT", "\(name) must be one non-negative integer of at most 19 digits")
+        }
+        return value
     }
 
     /// `Upload-Metadata` as echoed by HEAD, rebuilt from what was parsed so nothing unvalidated

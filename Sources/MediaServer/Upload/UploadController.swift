@@ -17,20 +17,24 @@ struct UploadController: Sendable {
         }
     }
 
-    /// The display name: the `filename` query, else the name given at generation.
+    /// The display name: the `filename` query, else the name given at generation. 400 when
+    /// it is longer than a display name may be.
     func fileName(_ request: Request, fallbacks: String?...) throws -> String {
-        let query = request.uri.queryParameters.get("filename")
-        guard let name = ([query] + fallbacks).compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+        let query = request.uri.queryParameters.getAll("filename")
+        guard query.count <= 1 else { throw APIError.invalid("filename", "filename must be given once") }
+        guard let name = (query + fallbacks).compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
             throw APIError.missing("filename")
         }
+        try InputLimits.checkName(name, field: "filename")
         return name
     }
 
     /// The file's MIME type: the one given at generation, unless that was
-    /// `application/octet-stream`, in which case the name's extension decides.
+    /// `application/octet-stream`, in which case a valid `hint` (the request's or the tus
+    /// metadata's content type) or else the name's extension decides.
     static func mimeType(claimed: String, hint: String?, fileName: String) -> String {
         guard claimed == MIMETypes.octetStream else { return claimed }
-        if let hint, !hint.isEmpty, hint != MIMETypes.octetStream { return hint }
+        if let hint, InputLimits.isMIMEType(hint), hint != MIMETypes.octetStream { return hint }
         return MIMETypes.guess(fileName: fileName)
     }
 
@@ -48,7 +52,7 @@ struct UploadController: Sendable {
         do {
             defer { writer.close() }
             for try await buffer in request.body {
-                guard writer.offset + Int64(buffer.readableBytes) <= state.configuration.maxUploadSize else {
+                guard Int64(buffer.readableBytes) <= state.configuration.maxUploadSize - writer.offset else {
                     throw APIError(.contentTooLarge, code: "OUT_OF_RANGE", message: "The file exceeds the maximum size of \(state.configuration.maxUploadSize) bytes")
                 }
                 try await writer.write(buffer)
@@ -68,7 +72,7 @@ struct UploadController: Sendable {
 
     func finalize(_ request: Request, token: String) async throws -> JSONResponse<FileResponse> {
         let claims = try state.verifyUploadToken(token)
-        guard let upload = try await state.store.upload(tokenId: claims.jti) else {
+        guard let upload = try await state.store.currentUpload(tokenId: claims.jti) else {
             throw APIError(.notFound, code: "NOT_FOUND", message: "No tus upload was started with this token; create one at the uploadUrl first")
         }
         // Finalize is idempotent, so a client whose answer was lost can simply ask again.
@@ -90,9 +94,11 @@ struct UploadController: Sendable {
             } else {
                 hasher = try await state.blobs.md5(upload.id, length: length)
             }
+            // The id fixed in the token's `path` when it was minted, whatever name finalize gives.
             let record = makeRecord(
                 claims: claims, name: name, mimeType: mime, size: length,
-                hash: hasher.finalize().map { String(format: "%02x", $0) }.joined(), blobId: upload.id, tokenId: claims.jti)
+                hash: hasher.finalize().map { String(format: "%02x", $0) }.joined(), blobId: upload.id, tokenId: claims.jti,
+                id: claims.fileId)
             let inserted = try await state.store.finalize(uploadId: upload.id, file: record)
             await state.sessions.forget(upload.id)
             return JSONResponse(FileResponse(file: state.descriptor(inserted)))
@@ -108,12 +114,13 @@ struct UploadController: Sendable {
     }
 
     private func makeRecord(
-        claims: UploadClaims, name: String, mimeType: String, size: Int64, hash: String, blobId: String, tokenId: String?
+        claims: UploadClaims, name: String, mimeType: String, size: Int64, hash: String, blobId: String, tokenId: String?,
+        id: String? = nil
     ) -> FileRecord {
         let mediaType = MediaType(mimeType: mimeType).rawValue
         let now = Date().timeIntervalSince1970
         return FileRecord(
-            id: Identifiers.fileId(sitePrefix: state.sitePrefix, fileName: name, mediaType: mediaType),
+            id: id ?? Identifiers.fileId(sitePrefix: state.sitePrefix, fileName: name, mediaType: mediaType),
             displayName: name,
             parentId: claims.parentFolderId,
             restoreParentId: nil,

@@ -26,8 +26,34 @@ actor UploadSessions {
         }
     }
 
+    /// Runs `body` holding the locks of all `ids` (taken together or not at all), or throws
+    /// `busy` if another request holds any of them.
+    nonisolated func withLocks<T: Sendable>(
+        _ ids: [String],
+        busy: @autoclosure () -> any Error,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        guard await tryLock(ids) else { throw busy() }
+        do {
+            let result = try await body()
+            await unlock(ids)
+            return result
+        } catch {
+            await unlock(ids)
+            throw error
+        }
+    }
+
     private func tryLock(_ id: String) -> Bool { locked.insert(id).inserted }
     private func unlock(_ id: String) { locked.remove(id) }
+
+    private func tryLock(_ ids: [String]) -> Bool {
+        guard locked.isDisjoint(with: ids) else { return false }
+        locked.formUnion(ids)
+        return true
+    }
+
+    private func unlock(_ ids: [String]) { locked.subtract(ids) }
 
     /// The running hasher of `id` if it covers exactly `offset` bytes.
     func hasher(for id: String, at offset: Int64) -> Insecure.MD5? {

@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// Attributes the Media Manager cannot hold — mode, owner, modification and access times — kept
+/// on this machine, keyed by the item's id and content hash, so that they survive a remount (and
+/// a second `rsync -a` of an unchanged tree transfers nothing). A stored value applies only while
+/// the file's hash is the one it was stored with: new content drops it. Folders are stored with
+/// an empty hash.
+///
+/// Rows are read on demand (a listing asks for its items in one query) and a bounded cache keeps
+/// the recent answers, absent ones included, so memory does not grow with the library.
+public final class AttributeStore: Sendable {
+    /// What is stored for one item.
+    public struct Stored: Sendable, Equatable, Codable {
+        public var hash: String
+        public var mode: UInt32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        public var modified: Double?
+        public var accessed: Double?
+
+        public init(hash: String, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, modified: Double? = nil, accessed: Double? = nil) {
+            self.hash = hash
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.modified = modified
+            self.accessed = accessed
+        }
+    }
+
+    private let database: DatabaseQueue?
+    private let scope: String
+    private let cache: Mutex<Cache>
+    private let logger: Logger
+
+    /// The most recent answers (an entry of `nil` means "nothing stored").
+    private struct Cache {
+        var entries: [String: Stored?] = [:]
+        var order: [String] = []
+        let capacity: Int
+
+        mutating func put(_ id: String, _ value: Stored?) {
+            if entries.updateValue(value, forKey: id) == nil {
+                order.append(id)
+                if order.count > capacity {
+                    let evicted = order.count - capacity
+                    for old in order.prefix(evicted) { entries[old] = nil }
+                    order.removeFirst(evicted)
+                }
+            }
+        }
+    }
+
+    /// Opens (creating it) the store at `path`, for the items of one Media Manager (`scope`,
+    /// e.g. its URL and site id). `nil` keeps attributes in memory only (as many as the cache
+    /// holds).
+    public init(path: String?, scope: String, cacheCapacity: Int = 8192, logger: Logger) throws {
+        self.scope = scope
+        self.logger = logger
+        self.cache = Mutex(Cache(capacity: max(64, cacheCapacity)))
+        guard let path else {
+            self.database = nil
+            return
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let database = try DatabaseQueue(path: path)
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS attributes (
+                        scope TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL,
+                        mode INTEGER, uid INTEGER, gid INTEGER, modified DOUBLE,
+                        PRIMARY KEY (scope, id)
+                    )
+                    """)
+            let columns = try db.columns(in: "attributes").map(\.name)
+            if !columns.contains("accessed") {
+                try db.execute(sql: "ALTER TABLE attributes ADD COLUMN accessed DOUBLE")
+            }
+        }
+        self.database = database
+    }
+
+    /// The stored attributes of `id`, if they were stored for content `hash`.
+    public func attributes(id: String, hash: String) -> Stored? {
+        lookup([id])[id].flatMap { $0.hash == hash ? $0 : nil }
+    }
+
+    /// The stored attributes of many items at once (one query for those not cached), by id,
+    /// whatever hash they were stored with (compare it with the item's).
+    public func attributes(ids: [String]) -> [String: Stored] {
+        lookup(ids)
+    }
+
+    private func lookup(_ ids: [String]) -> [String: Stored] {
+        var found: [String: Stored] = [:]
+        var missing: [String] = []
+        cache.withLock { cache in
+            for id in ids {
+                if let entry = cache.entries[id] {
+                    if let stored = entry { found[id] = stored }
+                } else {
+                    missing.append(id)
+                }
+            }
+        }
+        guard !missing.isEmpty, let database else { return found }
+        var loaded: [String: Stored] = [:]
+        do {
+            try database.read { db in
+                for batch in stride(from: 0, to: missing.count, by: 500).map({ Array(missing[$0..<min($0 + 500, missing.count)]) }) {
+                    let marks = Array(repeating: "?", count: batch.count).joined(separator: ",")
+                    let rows = try Row.fetchAll(
+                        db, sql: "SELECT * FROM attributes WHERE scope = ? AND id IN (\(marks))",
+                        arguments: StatementArguments([scope] + batch))
+                    for row in rows {
+                        loaded[row["id"]] = Stored(
+                            hash: row["hash"], mode: row["mode"], uid: row["uid"], gid: row["gid"], modified: row["modified"],
+                            accessed: row["accessed"])
+                    }
+                }
+            }
+        } catch {
+            logger.warning("Could not read stored attributes", metadata: ["error": "\(error)"])
+            return found
+        }
+        cache.withLock { cache in
+            for id in missing { cache.put(id, loaded[id]) }
+        }
+        return found.merging(loaded) { current, _ in current }
+    }
+
+    /// Merges `change` into what is stored for (`id`, `hash`).
+    public func update(id: String, hash: String, _ change: (inout Stored) -> Void) {
+        var stored = lookup([id])[id].flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
+        change(&stored)
+        let result = stored
+        cache.withLock { $0.put(id, result) }
+        guard let database else { return }
+        do {
+            try database.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO attributes (scope, id, hash, mode, uid, gid, modified, accessed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (scope, id) DO UPDATE SET hash = excluded.hash, mode = excluded.mode,
+                            uid = excluded.uid, gid = excluded.gid, modified = excluded.modified, accessed = excluded.accessed
+                        """,
+                    arguments: [scope, id, result.hash, result.mode, result.uid, result.gid, result.modified, result.accessed])
+            }
+        } catch {
+            logger.warning("Could not store attributes; they last until unmount", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,397 @@
+import Foundation
+import Logging
+import MediaManager
+import NIOCore
+import Resumable
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Journal {
+    // MARK: Writing
+
+    /// Writes `bytes` at `offset` now, if nothing has to be waited for: the common case, which
+    /// the FUSE bridge calls on its own thread with the kernel's buffer (no copy, no task).
+    ///
+    /// - Returns: `false` when the write must wait (for room in the journal, or for the file's
+    ///   current content to arrive): call ``write(_:at:buffer:)`` instead.
+    public func writeNow(_ id: String, at offset: Int64, bytes: UnsafeRawBufferPointer) throws(JournalError) -> Bool {
+        guard offset >= 0 else { throw JournalError(EINVAL, "Negative offset \(offset)") }
+        let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
+        guard !overflow else { throw JournalError(EFBIG, "A write at offset \(offset) is too large") }
+        return try state.withLock { state throws(JournalError) -> Bool in
+            guard state.records[id] != nil else { throw JournalError.unknown(id) }
+            let file = try openData(&state, id)
+            guard var runtime = state.records[id] else { throw JournalError.unknown(id) }
+            if runtime.prefill != nil { return false }
+            switch runtime.record.state {
+            case .open: break
+            case .sealed, .failed: return false
+            case .finalizing, .finalized, .abandoned:
+                throw JournalError(ESTALE, "'\(runtime.record.displayName)' was already saved; reopen it to change it")
+            }
+            if end > runtime.size, mustWaitForRoom(state, writing: id) { return false }
+            if offset < runtime.claimed && !runtime.restart {
+                restart(&state, &runtime, reason: "a write at \(offset), behind the \(runtime.claimed) bytes already sent")
+            }
+            do throws(DataFileError) {
+                try file.write(bytes, at: offset)
+            } catch {
+                throw JournalError(error.errno, "Writing '\(runtime.record.displayName)' to the journal failed: \(error.message)")
+            }
+            runtime.size = max(runtime.size, end)
+            state.records[id] = runtime
+            account(&state, id)
+            startStreaming(&state, id)
+            return true
+        }
+    }
+
+    /// Writes `buffer` at `offset`, waiting for room in the journal (never failing for the lack
+    /// of it) and for the file's current content when it is being downloaded.
+    public func write(_ id: String, at offset: Int64, buffer: ByteBuffer) async throws(JournalError) -> Int {
+        while true {
+            try await awaitPrefill(id)
+            guard try await reopenIfClosed(id) else {
+                throw JournalError(ESTALE, "The file was already saved; reopen it to change it")
+            }
+            let done = try buffer.withUnsafeReadableBytes { bytes throws(JournalError) in
+                try writeNow(id, at: offset, bytes: bytes)
+            }
+            if done { return buffer.readableBytes }
+            try await awaitRoom(writing: id)
+        }
+    }
+
+    /// Sets the file's length: cut, or extended with zeros.
+    public func truncate(_ id: String, to length: Int64) async throws(JournalError) {
+        guard length >= 0 else { throw JournalError(EINVAL, "Negative length \(length)") }
+        try await awaitPrefill(id)
+        guard try await reopenIfClosed(id) else {
+            throw JournalError(ESTALE, "The file was already saved; reopen it to change it")
+        }
+        try state.withLock { state throws(JournalError) in
+            guard state.records[id]?.record.state == .open else { throw JournalError.unknown(id) }
+            let file = try openData(&state, id)
+            guard var runtime = state.records[id] else { throw JournalError.unknown(id) }
+            if length < runtime.claimed && !runtime.restart {
+                restart(&state, &runtime, reason: "truncated to \(length), below the \(runtime.claimed) bytes already sent")
+            }
+            do throws(DataFileError) {
+                try file.truncate(to: length)
+            } catch {
+                throw JournalError(error.errno, "Truncating '\(runtime.record.displayName)' in the journal failed: \(error.message)")
+            }
+            runtime.size = length
+            state.records[id] = runtime
+            account(&state, id)
+        }
+    }
+
+    /// Up to `count` bytes at `offset` of a pending file.
+    public func read(_ id: String, at offset: Int64, count: Int) async throws(JournalError) -> ByteBuffer {
+        try await awaitPrefill(id)
+        let (file, size) = try state.withLock { state throws(JournalError) -> (DataFile, Int64) in
+            (try openData(&state, id), state.records[id]?.size ?? 0)
+        }
+        guard offset < size, count > 0 else { return ByteBuffer() }
+        do {
+            return try file.read(at: offset, count: Int(min(Int64(count), size - offset)))
+        } catch {
+            throw JournalError(error.errno, "Reading the journal failed: \(error.message)")
+        }
+    }
+
+    /// Another handle opens a record for writing. Returns `false` when the record is saved
+    /// already (or being saved, or gone): the caller then changes the saved file.
+    public func attach(_ id: String) async throws(JournalError) -> Bool {
+        guard try await reopenIfClosed(id) else { return false }
+        return state.withLock { state in
+            guard state.records[id]?.record.state == .open else { return false }
+            state.records[id]?.writers += 1
+            return true
+        }
+    }
+
+    /// A sealed (or failed) record that is written again is open once more (durably: a crash now
+    /// must not upload a mix of old and new bytes), and its upload stops. `false` when the record
+    /// is saved already, being saved, or gone.
+    func reopenIfClosed(_ id: String) async throws(JournalError) -> Bool {
+        let reopened = state.withLock { state -> JournalRecord?? in
+            guard var runtime = state.records[id] else { return .some(nil) }
+            switch runtime.record.state {
+            case .open: return nil
+            case .finalizing, .finalized, .abandoned: return .some(nil)
+            case .sealed, .failed:
+                reopen(&state, &runtime)
+                state.records[id] = runtime
+                account(&state, id)
+                return .some(runtime.record)
+            }
+        }
+        switch reopened {
+        case .none: return true
+        case .some(.none): return false
+        case .some(.some(let record)):
+            do {
+                try await store.save(record)
+            } catch {
+                throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
+            }
+            return true
+        }
+    }
+
+    /// How many handles have the record open for writing.
+    public func writers(_ id: String) -> Int {
+        state.withLock { $0.records[id]?.writers ?? 0 }
+    }
+
+    /// A write handle was closed (released). The last one seals the record.
+    public func detach(_ id: String) async throws(JournalError) {
+        let last = state.withLock { state -> Bool in
+            guard var runtime = state.records[id] else { return false }
+            runtime.writers = max(0, runtime.writers - 1)
+            state.records[id] = runtime
+            return runtime.writers == 0 && runtime.record.state == .open
+        }
+        if last { try await seal(id) }
+    }
+
+    /// The writer is done: makes the bytes durable (`fdatasync`, and the record committed with
+    /// its length) and queues the upload. What is sealed is uploaded and finalized exactly once,
+    /// even across a crash.
+    public func seal(_ id: String) async throws(JournalError) {
+        try await awaitPrefill(id)
+        guard
+            let (file, needsDirectorySync) = try state.withLock({ state throws(JournalError) -> (DataFile, Bool)? in
+                guard let runtime = state.records[id], runtime.record.state == .open else { return nil }
+                return (try openData(&state, id), !runtime.directorySynced)
+            })
+        else { return }
+        do {
+            try file.synchronize()
+            if needsDirectorySync { try synchronizeDirectory(dataDirectory) }
+        } catch {
+            throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
+        }
+        guard
+            let record = state.withLock({ state -> JournalRecord? in
+                guard var runtime = state.records[id], runtime.record.state == .open else { return nil }
+                runtime.record.state = .sealed
+                runtime.record.size = runtime.size
+                runtime.record.sealed = Date().timeIntervalSince1970
+                runtime.directorySynced = true
+                if runtime.writers == 0 && !runtime.sending { runtime.data = nil }
+                state.records[id] = runtime
+                return runtime.record
+            })
+        else { return }
+        do {
+            try await store.save(record)
+        } catch {
+            throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
+        }
+        state.withLock { state in
+            enqueue(&state, id)
+            schedule(&state)
+        }
+    }
+
+    /// `fsync` of a file: an open one's bytes become durable here (it is not finalized: the
+    /// program may go on writing); a closed one is waited for until the Media Manager has it.
+    public func sync(_ id: String) async throws(JournalError) {
+        guard let current = state.withLock({ $0.records[id]?.record.state }) else { return }
+        switch current {
+        case .open:
+            let file = try state.withLock { state throws(JournalError) in try openData(&state, id) }
+            do {
+                try file.synchronize()
+            } catch {
+                throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
+            }
+        case .sealed, .finalizing, .finalized:
+            _ = try await finalized(id)
+        case .failed, .abandoned:
+            return
+        }
+    }
+
+    /// Keeps attributes to store for the file once it is saved.
+    public func setAttributes(_ id: String, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, modified: Date? = nil, accessed: Date? = nil) {
+        guard
+            let state = self.state.withLock({ state -> JournalRecord.State? in
+                guard var runtime = state.records[id] else { return nil }
+                if let mode { runtime.record.mode = mode }
+                if let uid { runtime.record.uid = uid }
+                if let gid { runtime.record.gid = gid }
+                if let modified { runtime.record.modified = modified.timeIntervalSince1970 }
+                if let accessed { runtime.record.accessed = accessed.timeIntervalSince1970 }
+                state.records[id] = runtime
+                return runtime.record.state
+            })
+        else { return }
+        // Only sealed records must survive a crash (an open one is given up then anyway), and
+        // attributes are a hint: they become durable with the record's next durable save. A short
+        // write, done here, so that a chmod or utimensat is answered at once.
+        if state != .open {
+            do {
+                try store.saveNow(durable: false) { self.state.withLock { $0.records[id]?.record } }
+            } catch {
+                logger.warning("Could not record the attributes of a file being written", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Keeps labels to give the file once it is saved.
+    public func setLabels(_ id: String, _ labels: [String]) async throws(JournalError) {
+        guard state.withLock({ state -> Bool in
+            guard state.records[id] != nil else { return false }
+            state.records[id]?.record.labels = labels
+            return true
+        }) else { throw JournalError.unknown(id) }
+        do {
+            try await persist(id)
+        } catch {
+            throw JournalError(EIO, "Recording the labels in the journal failed: \(error)")
+        }
+    }
+
+    // MARK: Waiting
+
+    /// Waits until the Media Manager has the file (it goes first in the queue meanwhile), and
+    /// returns it; throws what made it fail. Cancelling the waiting task ends the wait with
+    /// ``JournalError/interrupted``; the upload goes on.
+    public func finalized(_ id: String) async throws(JournalError) -> MediaManager.FileDescriptor {
+        let key = UUID()
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MediaManager.FileDescriptor, any Error>) in
+                    state.withLock { state in
+                        if Task.isCancelled {
+                            continuation.resume(throwing: JournalError.interrupted)
+                            return
+                        }
+                        guard var runtime = state.records[id] else {
+                            switch state.outcomes[id] {
+                            case .success(let file): continuation.resume(returning: file)
+                            case .failure(let error): continuation.resume(throwing: error)
+                            case nil: continuation.resume(throwing: JournalError.unknown(id))
+                            }
+                            return
+                        }
+                        if runtime.record.state == .failed {
+                            continuation.resume(throwing: JournalError(EIO, runtime.record.lastError ?? "The upload failed"))
+                            return
+                        }
+                        runtime.waiters[key] = continuation
+                        runtime.notBefore = nil
+                        state.records[id] = runtime
+                        state.urgent.append(id)
+                        schedule(&state)
+                    }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.records[id]?.waiters.removeValue(forKey: key) }
+                waiter?.resume(throwing: JournalError.interrupted)
+            }
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw JournalError(EIO, "\(error)")
+        }
+    }
+
+    /// Waits until `id`'s download of its current content finished.
+    func awaitPrefill(_ id: String) async throws(JournalError) {
+        guard let task = state.withLock({ $0.records[id]?.prefill }) else { return }
+        do {
+            try await task.value
+        } catch {
+            let name = state.withLock { $0.records[id]?.record.displayName } ?? id
+            throw JournalError(EIO, "Downloading the current content of '\(name)' to change it failed: \(error)")
+        }
+        state.withLock { state in
+            state.records[id]?.prefill = nil
+        }
+    }
+
+    /// Waits until the journal has room for more bytes (or writing cannot wait for it).
+    func awaitRoom(writing id: String) async throws(JournalError) {
+        let key = UUID()
+        do {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    state.withLock { state in
+                        if Task.isCancelled {
+                            continuation.resume(throwing: JournalError.interrupted)
+                        } else if !mustWaitForRoom(state, writing: id) {
+                            continuation.resume()
+                        } else {
+                            state.spaceWaiters[key] = continuation
+                            if !state.overLimitLogged {
+                                state.overLimitLogged = true
+                                logger.notice(
+                                    "The journal holds \(state.unacknowledged >> 20) MiB not yet in the Media Manager (--cache-max-size \(configuration.maximumSize >> 20) MiB); writes wait for uploads")
+                            }
+                            // Make sure whatever can drain the journal is running.
+                            startStreaming(&state, id)
+                            schedule(&state)
+                        }
+                    }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.spaceWaiters.removeValue(forKey: key) }
+                waiter?.resume(throwing: JournalError.interrupted)
+            }
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw JournalError(EIO, "\(error)")
+        }
+    }
+
+    /// Whether a write that grows the journal must wait: it holds more than the limit, and some
+    /// upload can bring it down (otherwise waiting would never end).
+    func mustWaitForRoom(_ state: State, writing id: String?) -> Bool {
+        guard state.unacknowledged > configuration.maximumSize else { return false }
+        return state.records.values.contains { runtime in
+            guard runtime.counted > 0 else { return false }
+            switch runtime.record.state {
+            case .sealed, .finalizing: return true
+            case .open: return state.streaming != false && !runtime.restart
+            case .finalized, .failed, .abandoned: return false
+            }
+        }
+    }
+
+    // MARK: Changing state (under the lock)
+
+    /// A sealed (or failed) record is written again: it is open once more, its upload stops.
+    func reopen(_ state: inout State, _ runtime: inout Runtime) {
+        runtime.record.state = .open
+        runtime.record.lastError = nil
+        runtime.record.attempts = 0
+        runtime.consecutiveFailures = 0
+        runtime.notBefore = nil
+        state.transfers[runtime.record.id]?.cancel()
+    }
+
+    /// The tus upload no longer matches the bytes: it is given up and a new one is sent from the
+    /// journal once the file is sealed.
+    func restart(_ state: inout State, _ runtime: inout Runtime, reason: String) {
+        logger.debug("'\(runtime.record.displayName)': the upload starts over (\(reason))")
+        runtime.restart = true
+        runtime.acknowledged = 0
+        if runtime.record.state == .open { state.transfers[runtime.record.id]?.cancel() }
+    }
+
+    func synchronizeDirectory(_ path: String) throws(DataFileError) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw DataFileError(errno, "open", path) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw DataFileError(errno, "sync", path) }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The journal's records in SQLite (`<journal>/journal.sqlite`): WAL with `synchronous=FULL`,
+/// so a committed change survives a power loss, not only a crash of the process.
+///
+/// The directory is locked (`flock` on `<journal>/lock`) for the life of the store: two mounts
+/// sharing one cache directory would upload each other's files.
+final class JournalStore: Sendable {
+    private let database: DatabaseQueue
+    private let lockDescriptor: Int32
+    private let unlocked = Atomic<Bool>(false)
+
+    init(directory: String) throws(JournalError) {
+        let lockPath = directory + "/lock"
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw JournalError.unusable("Cannot open \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw JournalError.unusable(
+                "The cache directory \(directory) is in use by another mediafs mount; give each mount its own --cache-dir")
+        }
+        self.lockDescriptor = descriptor
+        do {
+            var configuration = Configuration()
+            configuration.label = "mediafs.journal"
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            let database = try DatabaseQueue(path: directory + "/journal.sqlite", configuration: configuration)
+            try Self.migrator.migrate(database)
+            self.database = database
+        } catch {
+            close(descriptor)
+            throw JournalError.unusable("Cannot open the journal database in \(directory): \(error)")
+        }
+    }
+
+    deinit {
+        unlock()
+    }
+
+    /// Lets another journal open the directory (at shutdown; this one must not be used after).
+    func unlock() {
+        guard !unlocked.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        close(lockDescriptor)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "records") { table in
+                table.primaryKey("id", .text)
+                table.column("scope", .text).notNull()
+                table.column("state", .text).notNull()
+                table.column("parentFolderId", .text).notNull()
+                table.column("displayName", .text).notNull()
+                table.column("mimeType", .text).notNull()
+                table.column("replacing", .text).notNull().defaults(to: "[]")
+                table.column("size", .integer).notNull().defaults(to: 0)
+                table.column("uploadURL", .text)
+                table.column("uploadToken", .text)
+                table.column("tokenFolderId", .text)
+                table.column("expectedFileId", .text)
+                table.column("tusLocation", .text)
+                table.column("acknowledged", .integer).notNull().defaults(to: 0)
+                table.column("tusLengthDeclared", .boolean).notNull().defaults(to: false)
+                table.column("file", .text)
+                table.column("mode", .integer)
+                table.column("uid", .integer)
+                table.column("gid", .integer)
+                table.column("modified", .double)
+                table.column("accessed", .double)
+                table.column("created", .double).notNull()
+                table.column("sealed", .double)
+                table.column("attempts", .integer).notNull().defaults(to: 0)
+                table.column("lastError", .text)
+            }
+        }
+        migrator.registerMigration("v2-labels") { db in
+            try db.alter(table: "records") { table in table.add(column: "labels", .text) }
+        }
+        migrator.registerMigration("v3-renames") { db in
+            try db.create(table: "renames") { table in
+                table.primaryKey("fileId", .text)
+                table.column("scope", .text).notNull()
+                table.column("folderId", .text).notNull()
+                table.column("displayName", .text).notNull()
+                table.column("replacing", .text).notNull().defaults(to: "[]")
+                table.column("created", .double).notNull()
+                table.column("attempts", .integer).notNull().defaults(to: 0)
+                table.column("lastError", .text)
+            }
+        }
+        return migrator
+    }
+
+    /// Every record of `scope`, oldest first; and how many records belong to other scopes.
+    func load(scope: String) throws -> (records: [JournalRecord], others: Int) {
+        try database.read { db in
+            let records = try JournalRecord.filter(JournalRecord.Field.scope == scope).order(JournalRecord.Field.created).fetchAll(db)
+            let others = try JournalRecord.filter(JournalRecord.Field.scope != scope).fetchCount(db)
+            return (records, others)
+        }
+    }
+
+    /// Inserts or replaces a record. A durable save is on disk before this returns
+    /// (`synchronous=FULL`); another one (a hint the journal can do without after a crash) is
+    /// written without waiting for the disk, and becomes durable with the next durable save.
+    func save(_ record: JournalRecord, durable: Bool = true) async throws {
+        try await write(durable: durable) { db in try record.save(db) }
+    }
+
+    /// Saves what `current` gives when the write runs (the latest state of a record, so that
+    /// saves that overtake each other still leave the latest one), or nothing if it gives `nil`.
+    func save(durable: Bool = true, current: @escaping @Sendable () -> JournalRecord?) async throws {
+        try await write(durable: durable) { db in
+            if let record = current() { try record.save(db) }
+        }
+    }
+
+    /// Removes a record.
+    func delete(_ id: String, durable: Bool = false) async throws {
+        try await write(durable: durable) { db in _ = try JournalRecord.deleteOne(db, key: id) }
+    }
+
+    private func write(durable: Bool, _ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await database.writeWithoutTransaction { db in
+            // In WAL mode, NORMAL commits without syncing the log; a later FULL commit syncs
+            // every commit before it.
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.inTransaction {
+                try body(db)
+                return .commit
+            }
+        }
+    }
+
+    /// The renames of saved files of `scope` not yet sent, oldest first.
+    func loadRenames(scope: String) throws -> [SavedRename] {
+        try database.read { db in
+            try SavedRename.filter(SavedRename.Field.scope == scope).order(SavedRename.Field.created).fetchAll(db)
+        }
+    }
+
+    /// Records a rename of a saved file (durably: a rename that returned survives a crash).
+    func save(_ rename: SavedRename, durable: Bool = true) async throws {
+        try await write(durable: durable) { db in try rename.save(db) }
+    }
+
+    /// Forgets a rename that was sent (or given up).
+    func deleteRename(_ fileId: String) async throws {
+        try await write(durable: false) { db in _ = try SavedRename.deleteOne(db, key: fileId) }
+    }
+
+    /// Removes a record, blocking (while opening, before anything runs).
+    func deleteNow(_ id: String) throws {
+        _ = try database.write { db in try JournalRecord.deleteOne(db, key: id) }
+    }
+
+    /// Saves a record, blocking (while opening).
+    func saveNow(_ record: JournalRecord) throws {
+        try database.write { db in try record.save(db) }
+    }
+
+    /// Saves what `current` gives, blocking the calling thread (a short write, for callers that
+    /// answer a program at once).
+    func saveNow(durable: Bool, current: () -> JournalRecord?) throws {
+        try database.writeWithoutTransaction { db in
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.inTransaction {
+                if let record = current() { try record.save(db) }
+                return .commit
+            }
+        }
+    }
+}
