@@ -71,20 +71,11 @@ struct BridgeMount {
         let mountpoint = server.directory.path + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, drainTimeout: drainTimeout, logger: logger)
-        let loop = Task { try await session.run() }
-        let mount = BridgeMount(
-            server: server, client: client, filesystem: filesystem, session: session, loop: loop, mountpoint: mountpoint, proxy: proxy)
-        do {
-            let result = try await body(mount)
-            session.unmount()
-            try await loop.value
-            await filesystem.shutdown(timeout: .seconds(30))
-            return result
-        } catch {
-            session.unmount()
-            _ = try? await loop.value
-            await filesystem.shutdown(timeout: .seconds(1))
-            throw error
+        return try await MountFixture.run(session, filesystem) { loop in
+            try await body(
+                BridgeMount(
+                    server: server, client: client, filesystem: filesystem, session: session, loop: loop, mountpoint: mountpoint,
+                    proxy: proxy))
         }
     }
 

@@ -63,10 +63,18 @@ struct MountFixture {
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         if options.contains("allow_other") { chmod(server.directory.path, 0o755) }
         let session = try FuseSession(mountpoint: mountpoint, filesystem: filesystem, options: options, logger: logger)
-        let loop = Task { try await session.run() }
         let fixture = MountFixture(server: server, client: client, mountpoint: mountpoint, filesystem: filesystem, journal: filesystem.journal)
+        return try await run(session, filesystem) { _ in try await body(fixture) }
+    }
+
+    /// Runs `session` while `body` runs, then unmounts and shuts `filesystem` down, whatever
+    /// `body` does (a failed body gets a short drain).
+    static func run<T>(
+        _ session: FuseSession, _ filesystem: MediaFilesystem, _ body: (Task<Void, any Error>) async throws -> T
+    ) async throws -> T {
+        let loop = Task { try await session.run() }
         do {
-            let result = try await body(fixture)
+            let result = try await body(loop)
             session.unmount()
             try await loop.value
             await filesystem.shutdown(timeout: .seconds(30))
