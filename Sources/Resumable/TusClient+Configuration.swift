@@ -38,8 +38,9 @@ extension TusClient {
         public var maximumChecksumFailures: Int
         /// Connect and request timeouts.
         public var timeouts: Timeouts
-        /// Whether to send `Upload-Checksum: sha1 …` when the server advertises `checksum` with `sha1`.
-        public var checksums: Bool
+        /// When to send `Upload-Checksum: sha1 …` (only ever when the server advertises `checksum`
+        /// with `sha1`); default ``TusClient/ChecksumPolicy/automatic``.
+        public var checksums: ChecksumPolicy
         /// Headers added to every request (e.g. authorization). Never logged.
         public var additionalHeaders: [String: String]
         /// Whether a new upload carries its first bytes in the creation request when the server
@@ -54,7 +55,7 @@ extension TusClient {
             chunkSize: Int = 8 * 1024 * 1024,
             retry: RetryPolicy = RetryPolicy(),
             timeouts: Timeouts = Timeouts(),
-            checksums: Bool = true,
+            checksums: ChecksumPolicy = .automatic,
             additionalHeaders: [String: String] = [:],
             creationWithUpload: Bool = true,
             maximumChecksumFailures: Int = 5,

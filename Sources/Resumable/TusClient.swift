@@ -287,7 +287,7 @@ public final class TusClient: Sendable {
         }
         let withBody =
             source != nil && !range.isEmpty && configuration.creationWithUpload && capabilities.extensions.contains("creation-with-upload")
-        let useChecksum = configuration.checksums && capabilities.supportsSHA1Checksum
+        let useChecksum = usesChecksum(for: url, capabilities: capabilities)
         let response = try await withRetries(operation: "POST", url: url) {
             var request = self.makeRequest(url: url, method: .POST)
             if let length {
@@ -305,10 +305,11 @@ public final class TusClient: Sendable {
                     let digest = try Self.sha1(of: source, range: range)
                     request.headers.add(name: "Upload-Checksum", value: "sha1 \(Data(digest).base64EncodedString())")
                 }
-                request.body = try Self.body(source, range: range)
-            } else {
-                request.headers.add(name: "Content-Length", value: "0")
+                return try await self.execute(
+                    request, bodyFrom: source, range: range, url: url,
+                    timeout: self.configuration.timeouts.patch ?? self.configuration.timeouts.request)
             }
+            request.headers.add(name: "Content-Length", value: "0")
             return try await self.execute(request, timeout: self.configuration.timeouts.patch ?? self.configuration.timeouts.request)
         }
         guard response.status == 201 || response.status == 200 else {
@@ -356,7 +357,7 @@ public final class TusClient: Sendable {
         let url = try Self.validatedURL(uploadURL)
         return try await send(
             source, range: range, url: url, declareLength: length,
-            useChecksum: configuration.checksums && capabilities.supportsSHA1Checksum, progress: progress)
+            useChecksum: usesChecksum(for: url, capabilities: capabilities), progress: progress)
     }
 
     // MARK: Internals

@@ -59,7 +59,7 @@ public actor TusUpload {
         self.url = url.absoluteString
         self.capabilities = capabilities
         self.chunkSize = client.configuration.chunkSize
-        self.useChecksum = client.configuration.checksums && capabilities.supportsSHA1Checksum
+        self.useChecksum = client.usesChecksum(for: url, capabilities: capabilities)
         self.progress = progress
         self.knownLength = length
         self.filling = ByteBuffer()

@@ -89,6 +89,7 @@ extension MountCommand {
                 configuration: .init(
                     chunkSize: chunkSize << 20,
                     retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000))),
+                    checksums: uploadChecksums.policy,
                     spoolDirectory: cacheDirectory),
                 httpClient: connection.http, logger: logger)
             let attributes = try AttributeStore(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MediaFS
 import MediaManager
+import Resumable
 
 #if canImport(Glibc)
 import Glibc
@@ -63,6 +64,9 @@ struct MountCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "tus PATCH size in MiB while a file is written: bytes go out once this many have gathered.")
     var chunkSize: Int = 8
+
+    @Option(name: .long, help: ChecksumChoice.help)
+    var uploadChecksums = ChecksumChoice(.automatic)
 
     @Option(name: .long, help: "The most bytes the journal holds that the Media Manager has not acknowledged (e.g. 10G, 512M); beyond it writes wait.")
     var cacheMaxSize: ByteCount = ByteCount(10 << 30)

@@ -39,6 +39,9 @@ struct UploadCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to keep retrying through a network outage.")
     var outageLimit: Double = 300
 
+    @Option(name: .long, help: ChecksumChoice.help)
+    var uploadChecksums = ChecksumChoice(.automatic)
+
     @OptionGroup var connection: ClientOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -62,7 +65,8 @@ struct UploadCommand: AsyncParsableCommand {
         let connection = try await self.connection.connect(logger: logger)
         let tus = TusClient(
             configuration: .init(
-                chunkSize: chunkSize << 20, retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000)))),
+                chunkSize: chunkSize << 20, retry: RetryPolicy(outageLimit: .milliseconds(Int64(outageLimit * 1000))),
+                checksums: uploadChecksums.policy),
             httpClient: connection.http, logger: logger)
         let states = UploadStateStore(directory: Environment.stateHome + "/uploads")
         var failures = 0

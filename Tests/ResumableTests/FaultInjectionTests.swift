@@ -37,8 +37,10 @@ struct FaultInjectionTests {
             try await proxy.setCutPolicy(
                 .insidePatchBodies(bytes: 1...(min(size, 8 * Self.mebibyte) + 300), probability: 1, maximumCuts: 3)
             )
-            // Every byte in PATCH bodies (none with the creation), where the cuts fall.
-            let client = TusClient(configuration: .init(retry: testRetryPolicy(), creationWithUpload: false), logger: logger)
+            // Every byte in PATCH bodies (none with the creation), where the cuts fall; with a
+            // checksum on each, so the server discards every cut body whole.
+            let client = TusClient(
+                configuration: .init(retry: testRetryPolicy(), checksums: .always, creationWithUpload: false), logger: logger)
             let progress = ProgressRecorder()
             let result: TusUploadResult
             if size == 0 {
@@ -107,7 +109,7 @@ struct FaultInjectionTests {
             let source = try makeRandomFile(size: size, in: directory)
             try await proxy.setCutPolicy(.insidePatchBodies(bytes: 100_000...900_000, probability: 1, maximumCuts: 4))
             let client = TusClient(
-                configuration: .init(chunkSize: Self.mebibyte, retry: testRetryPolicy(), checksums: false),
+                configuration: .init(chunkSize: Self.mebibyte, retry: testRetryPolicy(), checksums: .never),
                 logger: logger
             )
             let progress = ProgressRecorder()
@@ -116,6 +118,36 @@ struct FaultInjectionTests {
             #expect(try md5OfFile(server.storedFile(for: result.url)) == source.md5)
             // Some acknowledged offsets fall inside a chunk: the server's offset after a cut.
             #expect(progress.all.contains { $0 % Int64(Self.mebibyte) != 0 && $0 != Int64(size) })
+        }
+    }
+
+    /// What the policy decides is what goes on the wire: resumable-upload keeps the bytes of a cut
+    /// body that carried no checksum (acknowledged offsets inside a chunk) and discards the whole
+    /// body of one that did (offsets only at chunk ends).
+    @Test(arguments: [TusClient.ChecksumPolicy.automatic, .always])
+    func cutBodiesKeepPartialBytesOnlyWithoutChecksums(policy: TusClient.ChecksumPolicy) async throws {
+        try await withServerAndProxy(seed: 11) { server, proxy, creationURL in
+            let size = 3 * Self.mebibyte
+            let directory = try makeTemporaryDirectory(prefix: "src")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let source = try makeRandomFile(size: size, in: directory)
+            try await proxy.setCutPolicy(.insidePatchBodies(bytes: 100_000...900_000, probability: 1, maximumCuts: 3))
+            let client = TusClient(
+                configuration: .init(chunkSize: Self.mebibyte, retry: testRetryPolicy(), checksums: policy, creationWithUpload: false),
+                logger: logger
+            )
+            let progress = ProgressRecorder()
+            let result = try await client.upload(file: source.path, to: creationURL, progress: progress.handler)
+            try await client.shutdown()
+            #expect(try md5OfFile(server.storedFile(for: result.url)) == source.md5)
+            #expect(try await proxy.statistics().cuts == 3)
+            let insideChunks = progress.all.filter { $0 % Int64(Self.mebibyte) != 0 }
+            if policy == .always {
+                #expect(insideChunks.isEmpty, "\(progress.all)")
+            } else {
+                // To 127.0.0.1 the automatic policy sends no checksum.
+                #expect(!insideChunks.isEmpty, "\(progress.all)")
+            }
         }
     }
 

@@ -11,7 +11,7 @@ struct PythonServerTests {
 
     func makeClient(chunkSize: Int = 64 * 1024, checksums: Bool = true) -> TusClient {
         TusClient(
-            configuration: .init(chunkSize: chunkSize, retry: testRetryPolicy(), checksums: checksums),
+            configuration: .init(chunkSize: chunkSize, retry: testRetryPolicy(), checksums: checksums ? .always : .never),
             logger: logger
         )
     }
