@@ -156,3 +156,13 @@ public struct DataFileError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+extension DataFile {
+    /// A new descriptor of the same open file (`dup`), which the caller owns and closes; it reads
+    /// the same bytes even after the file was removed from its directory.
+    func duplicateDescriptor() throws(DataFileError) -> Int32 {
+        let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw DataFileError(errno, "duplicate the descriptor of", path) }
+        return copy
+    }
+}

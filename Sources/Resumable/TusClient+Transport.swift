@@ -35,13 +35,8 @@ extension TusClient {
     @TaskLocal static var outageDeadline: NIODeadline?
 
     func execute(_ request: HTTPClientRequest, timeout: Duration?) async throws -> RawResponse {
-        var deadline: NIODeadline = timeout.map { .now() + TimeAmount($0) } ?? .distantFuture
-        if let outage = Self.outageDeadline {
-            // At least a second, so that a request started just before the limit can complete.
-            deadline = min(deadline, max(outage, .now() + .seconds(1)))
-        }
         // AHC gets no logger: its debug output must not carry our headers (metadata, credentials).
-        let response = try await httpClient.execute(request, deadline: deadline)
+        let response = try await httpClient.execute(request, deadline: requestDeadline(timeout: timeout))
         var text = ""
         for try await var part in response.body where text.utf8.count < Self.maximumErrorBody {
             text += part.readString(length: min(part.readableBytes, Self.maximumErrorBody)) ?? ""
@@ -261,14 +256,13 @@ extension TusClient {
                 let digest = try Self.sha1(of: source, range: offset..<end)
                 request.headers.add(name: "Upload-Checksum", value: "sha1 \(Data(digest).base64EncodedString())")
             }
-            request.body = try Self.body(source, range: offset..<end)
-
             let response: RawResponse
             do {
                 let limit = NIODeadline.now() + TimeAmount(configuration.retry.outageLimit - (clock.now - lastSuccess))
                 let patch = request
+                let bytes = offset..<end
                 response = try await Self.$outageDeadline.withValue(limit) {
-                    try await execute(patch, timeout: configuration.timeouts.patch)
+                    try await execute(patch, bodyFrom: source, range: bytes, url: url, timeout: configuration.timeouts.patch)
                 }
             } catch let error as ResumableError where error.code == .io {
                 throw error
