@@ -67,7 +67,18 @@ public final class AttributeStore: Sendable {
         }
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let database = try DatabaseQueue(path: path)
+        var configuration = Configuration()
+        configuration.label = "mediafs.attributes"
+        // Several mounts of one user share the store: a writer waits for another's commit.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // WAL without a sync per commit: a crash of the machine may lose the last few
+            // changes of mode or times (the file itself is safe), never corrupt the store. A
+            // rollback journal cost four syncs per file that rsync writes.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let database = try DatabaseQueue(path: path, configuration: configuration)
         try database.write { db in
             try db.execute(
                 sql: """

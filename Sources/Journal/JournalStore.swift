@@ -31,6 +31,9 @@ final class JournalStore: Sendable {
         do {
             var configuration = Configuration()
             configuration.label = "mediafs.journal"
+            // The journal of a mount that just stopped may still be closing its connection (the
+            // last one checkpoints the WAL): wait for it rather than fail the new mount.
+            configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = FULL")
