@@ -6,11 +6,17 @@ import Glibc
 /// and a mmap threshold that grows after large frees, so multi-megabyte chunk buffers end up in
 /// arenas that are never given back. For a long-running process that moves data in big buffers
 /// through many threads, that keeps the resident size far above what is in use. Limit the arenas
-/// and serve big buffers with mmap, so that they go back to the system when freed. The trim
-/// threshold stays low (1 MiB): a higher one saves the faults of socket buffers freed and
-/// allocated again (measured: a fifth of a read's CPU at 64 MiB), but keeps that much free heap
-/// resident, and the mount's memory targets (64 MiB with one copy) leave no room for it.
+/// and serve big buffers with mmap, so that they go back to the system when freed.
+///
+/// The trim threshold is how much free heap glibc keeps before it gives pages back. A higher one
+/// saves the page faults of socket buffers freed and allocated again, but keeps that much free
+/// heap resident. The server and `upload` keep 1 MiB; the mount keeps ``mountTrimThreshold``.
 enum MemoryTuning {
+    /// The mount's trim threshold: 16 MiB. Measured on a 1 GiB read, the mount's CPU drops from
+    /// 1.08 s (1 MiB) to 0.88 s, and its peak stays within the 64 MiB target with one writer or
+    /// sixteen.
+    static let mountTrimThreshold: Int32 = 16 << 20
+
     // From glibc's <malloc.h>, which the Glibc module does not import.
     private static let trimThreshold: Int32 = -1
     private static let mmapThreshold: Int32 = -3
@@ -23,11 +29,12 @@ enum MemoryTuning {
         #endif
     }
 
-    static func apply() {
+    /// Sets the allocator's limits for this process; `trimThreshold` in bytes.
+    static func apply(trimThreshold threshold: Int32 = 1 << 20) {
         #if os(Linux)
         _ = glibcMallopt(arenaMax, 2)
         _ = glibcMallopt(mmapThreshold, 256 * 1024)
-        _ = glibcMallopt(trimThreshold, 1024 * 1024)
+        _ = glibcMallopt(trimThreshold, threshold)
         #endif
     }
 }

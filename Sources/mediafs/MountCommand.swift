@@ -153,7 +153,7 @@ struct MountCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        MemoryTuning.apply()
+        MemoryTuning.apply(trimThreshold: MemoryTuning.mountTrimThreshold)
         if detaches {
             try await startDetached()
         } else {
