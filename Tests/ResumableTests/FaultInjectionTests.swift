@@ -140,7 +140,10 @@ struct FaultInjectionTests {
             let result = try await client.upload(file: source.path, to: creationURL, progress: progress.handler)
             try await client.shutdown()
             #expect(try md5OfFile(server.storedFile(for: result.url)) == source.md5)
-            #expect(try await proxy.statistics().cuts == 3)
+            // Every body is cut while cuts are left, unless it is shorter than the cut point (a
+            // resend from inside a chunk, without a checksum).
+            let cuts = try await proxy.statistics().cuts
+            #expect(policy == .always ? cuts == 3 : cuts >= 1, "\(cuts) cuts")
             let insideChunks = progress.all.filter { $0 % Int64(Self.mebibyte) != 0 }
             if policy == .always {
                 #expect(insideChunks.isEmpty, "\(progress.all)")
