@@ -86,7 +86,7 @@ struct BridgeTests {
             kill(dd.processIdentifier, SIGINT)
             #expect(try await Self.exit(of: dd))
             let ddElapsed = ContinuousClock.now - started
-            #expect(ddElapsed < .seconds(2), "dd took \(ddElapsed) to stop after SIGINT")
+            #expect(ddElapsed < .seconds(5), "dd took \(ddElapsed) to stop after SIGINT")
 
             // Through the page cache: the kernel's read-ahead waits for us in the background.
             rejected = try await proxy.statistics().connectionsRejected
@@ -96,7 +96,7 @@ struct BridgeTests {
             started = ContinuousClock.now
             kill(cat.processIdentifier, SIGINT)
             #expect(try await Self.exit(of: cat))
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .seconds(5))
 
             try await proxy.endOutage()
             #expect(try await mount.sh("cat clip.mp4 | md5sum").output.hasPrefix(Self.md5(data)))

@@ -203,15 +203,15 @@ struct TusConformanceTests {
 
     @Test("#23 an expired upload answers 410 and its bytes are swept")
     func expiration() async throws {
-        try await TestMediaServer.with(configure: { $0.uploadExpiry = 2; $0.sweepInterval = 0.2 }) { server in
+        try await TestMediaServer.with(configure: { $0.uploadExpiry = 4; $0.sweepInterval = 0.2 }) { server in
             let upload = try await newUpload(server, length: 10)
             #expect(try await TusTest.head(upload.location).status == 200)
-            try await Programs.waitFor("the upload to expire", timeout: .seconds(10)) {
+            try await Programs.waitFor("the upload to expire", timeout: .seconds(30)) {
                 (try? await TusTest.head(upload.location))?.status == 410
             }
             #expect(try await TusTest.patch(upload.location, offset: 0, data: Data([3])).status == 410)
             #expect(try await TusTest.finalize(upload.uploadUrl, token: upload.token).status == 410)
-            try await Programs.waitFor("the sweep", timeout: .seconds(10)) {
+            try await Programs.waitFor("the sweep", timeout: .seconds(30)) {
                 (try? FileManager.default.contentsOfDirectory(atPath: server.directory.path + "/blobs").isEmpty) == true
             }
         }

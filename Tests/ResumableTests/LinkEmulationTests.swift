@@ -120,7 +120,8 @@ struct LinkEmulationTests {
         try await withProxy(in: .echo, link: .unlimited) { server, proxy in
             let direct = try await exchanges(port: server.port)
             let proxied = try await exchanges(port: proxy.port)
-            #expect(median(proxied.pings) - median(direct.pings) < .milliseconds(20))
+            // Well under the 40 ms a wide-area link adds, with room for a loaded machine's jitter.
+            #expect(median(proxied.pings) - median(direct.pings) < .milliseconds(30))
         }
     }
 
@@ -139,7 +140,9 @@ struct LinkEmulationTests {
             let seconds = try #require(report.lastByte.flatMap { last in report.firstByte.map { (last - $0).seconds } })
             let rate = Double(report.bytes) / seconds
             logger.info("upstream", metadata: ["MB/s": "\(rate / 1e6)"])
-            #expect(rate > 0.5 * 12.5e6)
+            // Below the cap on a loaded machine (the proxy shares two cores with the whole suite),
+            // but far above stop-and-wait (64 KiB per round trip: 1.6 MB/s).
+            #expect(rate > 0.3 * 12.5e6)
             #expect(rate < 1.1 * 12.5e6)
             let statistics = try await proxy.statistics()
             #expect(statistics.bytesUpstream == Int64(payload.readableBytes))
@@ -167,7 +170,8 @@ struct LinkEmulationTests {
             let seconds = try #require(first.map { (last - $0).seconds })
             let rate = Double(received.readableBytes) / seconds
             logger.info("downstream", metadata: ["MB/s": "\(rate / 1e6)"])
-            #expect(rate > 0.5 * 25e6)
+            // Below the cap on a loaded machine, far above stop-and-wait (1.6 MB/s).
+            #expect(rate > 0.3 * 25e6)
             #expect(rate < 1.1 * 25e6)
         }
     }
@@ -195,7 +199,9 @@ struct LinkEmulationTests {
             let rate = Double(payloads.count * 2 * Self.mebibyte) / span
             logger.info("shared upstream", metadata: ["MB/s": "\(rate / 1e6)"])
             // One cap for all (four separate caps would give four times the rate).
-            #expect(rate > 0.5 * 12.5e6)
+            // Below the cap on a loaded machine (the proxy shares two cores with the whole suite),
+            // but far above stop-and-wait (64 KiB per round trip: 1.6 MB/s).
+            #expect(rate > 0.3 * 12.5e6)
             #expect(rate < 1.1 * 12.5e6)
             // In turn: every connection is still sending near the end.
             let earliestEnd = try #require(lasts.min())
