@@ -450,9 +450,13 @@ class Bench:
                         "r.bin"], check=True, stdout=subprocess.DEVNULL)
         url = server.call("GET", "/files?paging.limit=1")["files"][0]["url"]
         self.mount.start()
+        peaks = {"mount": [], "rclone": []}
         def cat():
             drop_caches()
-            return size / MiB / timed(["cat", self.mount.path("r.bin")])
+            with RSSSampler(self.mount.pid) as sampler:
+                seconds = timed(["cat", self.mount.path("r.bin")])
+            peaks["mount"].append(sampler.peak)
+            return size / MiB / seconds
         def curl():
             drop_caches()
             return size / MiB / timed(["curl", "-sf", "-o", "/dev/null", url])
@@ -463,8 +467,13 @@ class Bench:
         rclone.start()
         def rclone_cat():
             drop_caches()
-            return size / MiB / timed(["cat", rclone.path("large.bin")])
+            with RSSSampler(rclone.pid) as sampler:
+                seconds = timed(["cat", rclone.path("large.bin")])
+            peaks["rclone"].append(sampler.peak)
+            return size / MiB / seconds
         result["rclone cat"] = self.median(rclone_cat)
+        result["mount peak RSS reading"] = max(peaks["mount"])
+        result["rclone peak RSS reading"] = max(peaks["rclone"])
         rclone.stop()
         return result
 
@@ -784,6 +793,8 @@ def tables(args, r):
                 ("Read: cat from `rclone mount` (cache off) of `rclone serve webdav`", f"{d['rclone cat']:.0f} MiB/s", ""),
                 ("Read ratio mount / curl", ratio(d["mount cat"], d["curl"]), "≥ 0.5"),
                 ("Read ratio mount / rclone", ratio(d["mount cat"], d["rclone cat"]), "≥ 1.5"),
+                ("Read: mount peak RSS while reading", mib(d["mount peak RSS reading"]), ""),
+                ("Read: `rclone mount` peak RSS while reading", mib(d["rclone peak RSS reading"]), ""),
             ]
         out.append((f"Throughput on loopback ({args.size_mib} MiB file, page cache dropped before each read)", rows))
     if "small" in r or "listing" in r:
