@@ -60,6 +60,12 @@ final class StressLedger: Sendable {
 
     let counts = Mutex(Counts())
     let started = ContinuousClock.now
+    /// Set when the run is over; the workers finish the operation at hand and return.
+    private let over = Atomic<Bool>(false)
+
+    var isOver: Bool { over.load(ordering: .acquiring) }
+
+    func end() { over.store(true, ordering: .releasing) }
 
     func record(_ kind: String, _ description: String, took duration: Duration) {
         counts.withLock { counts in
@@ -81,7 +87,7 @@ final class StressLedger: Sendable {
     }
 }
 
-/// One worker of a stress run: a loop of system calls on a thread of its own until a deadline.
+/// One worker of a stress run: a loop of system calls on a thread of its own until the run ends.
 /// Writers and renamers each own their files and keep a model of them (path → content); readers
 /// and listers check what they see against what any writer could have made.
 struct StressWorker: Sendable {
@@ -94,14 +100,14 @@ struct StressWorker: Sendable {
     let ledger: StressLedger
     static let directories = ["d0", "d1", "d2"]
 
-    /// Runs until `deadline`; returns the files it owns at the end (path → content).
-    func run(until deadline: ContinuousClock.Instant) -> [String: [UInt8]] {
+    /// Runs until the ledger says the run is over; returns the files it owns at the end (path → content).
+    func run() -> [String: [UInt8]] {
         var generator = SeededGenerator(seed: seed)
         switch role {
-        case .writer: return writer(&generator, deadline)
-        case .renamer: return renamer(&generator, deadline)
-        case .reader: reader(&generator, deadline)
-        case .lister: lister(&generator, deadline)
+        case .writer: return writer(&generator)
+        case .renamer: return renamer(&generator)
+        case .reader: reader(&generator)
+        case .lister: lister(&generator)
         }
         return [:]
     }
@@ -125,17 +131,16 @@ struct StressWorker: Sendable {
 
     // MARK: Writers
 
-    private func writer(_ generator: inout SeededGenerator, _ deadline: ContinuousClock.Instant) -> [String: [UInt8]] {
+    private func writer(_ generator: inout SeededGenerator) -> [String: [UInt8]] {
         var files: [String: [UInt8]] = [:]
         var version: UInt32 = 0
-        let clock = ContinuousClock()
         func randomPath(_ generator: inout SeededGenerator) -> String {
             "\(Self.directories.randomElement(using: &generator)!)/w\(number)-\(Int.random(in: 0..<4, using: &generator)).bin"
         }
         func blockCount(_ generator: inout SeededGenerator) -> Int {
             Int.random(in: 0..<10, using: &generator) < 8 ? Int.random(in: 0...8, using: &generator) : Int.random(in: 16...400, using: &generator)
         }
-        while clock.now < deadline {
+        while !ledger.isOver {
             version += 1
             let existing = files.keys.sorted().randomElement(using: &generator)
             switch Int.random(in: 0..<100, using: &generator) {
@@ -201,14 +206,13 @@ struct StressWorker: Sendable {
 
     /// Owns `rN`, a directory it moves between the shared directories, and the files in it, which
     /// it renames onto each other and makes again.
-    private func renamer(_ generator: inout SeededGenerator, _ deadline: ContinuousClock.Instant) -> [String: [UInt8]] {
+    private func renamer(_ generator: inout SeededGenerator) -> [String: [UInt8]] {
         var parent = Self.directories[number % Self.directories.count]
         let name = "r\(number)"
         var files: [String: [UInt8]] = [:]  // by file name inside the directory
         var version: UInt32 = 0
-        let clock = ContinuousClock()
         guard timed("mkdir", "mkdir \(parent)/\(name)", { Posix.mkdir(path("\(parent)/\(name)")) }) == 0 else { return [:] }
-        while clock.now < deadline {
+        while !ledger.isOver {
             version += 1
             let directory = "\(parent)/\(name)"
             switch Int.random(in: 0..<100, using: &generator) {
@@ -246,9 +250,8 @@ struct StressWorker: Sendable {
 
     /// Reads whole files it finds (they may move or go meanwhile: ENOENT is fine) and checks
     /// that each is something a writer made.
-    private func reader(_ generator: inout SeededGenerator, _ deadline: ContinuousClock.Instant) {
-        let clock = ContinuousClock()
-        while clock.now < deadline {
+    private func reader(_ generator: inout SeededGenerator) {
+        while !ledger.isOver {
             let directory = Self.directories.randomElement(using: &generator)!
             guard case .success(let names) = Posix.list(path(directory)) else { continue }
             var candidates = names.filter { $0.hasSuffix(".bin") }.map { "\(directory)/\($0)" }
@@ -275,9 +278,8 @@ struct StressWorker: Sendable {
 
     /// Lists the shared directories and the renamers' directories: every name is one a worker
     /// uses (no numbered duplicates, nothing half-renamed), and each stats (or is gone: ENOENT).
-    private func lister(_ generator: inout SeededGenerator, _ deadline: ContinuousClock.Instant) {
-        let clock = ContinuousClock()
-        while clock.now < deadline {
+    private func lister(_ generator: inout SeededGenerator) {
+        while !ledger.isOver {
             for directory in Self.directories.shuffled(using: &generator) {
                 var names: [String] = []
                 let result = timed("list", "list \(directory)") {

@@ -55,8 +55,9 @@ final class PythonTusServer: Sendable {
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         let server = PythonTusServer(port: port, directory: directory, process: process)
-        // Wait until it accepts connections (the interpreter takes a moment to start).
-        let deadline = ContinuousClock.now + .seconds(20)
+        // Wait until it accepts connections (the interpreter takes a moment to start, and longer
+        // on a machine the whole suite keeps busy).
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if canConnect(port: port) { return server }
             if !process.isRunning { break }
