@@ -78,7 +78,7 @@ struct MountTests {
             #expect(try await mount.sh("ls").lines.isEmpty)
             // Each change shows within the listing's and the kernel's TTLs (300 ms here), with room
             // for a loaded machine.
-            let bound: Duration = .seconds(3)
+            let bound: Duration = .seconds(15)
             let file = try await mount.upload("new.txt", Data("hello".utf8))
             try await Programs.waitFor("new.txt in the mount", timeout: bound) { (try? await mount.sh("ls"))?.lines == ["new.txt"] }
             #expect(try await mount.sh("cat new.txt").output == "hello")

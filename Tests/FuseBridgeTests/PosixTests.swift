@@ -32,7 +32,7 @@ struct PosixTests {
                 let refused = try await mount.sh(Self.asUser(4242, 4343, "printf no > closed/x.txt"), expect: nil)
                 #expect(refused.status != 0 && refused.output.contains("Permission denied"), "\(refused.output)")
                 // Once the kernel's and the listing's caches expire, the mode is still there.
-                try await Programs.waitFor("the listing to expire", timeout: .seconds(10)) {
+                try await Programs.waitFor("the listing to expire", timeout: .seconds(30)) {
                     let again = try? await mount.sh(Self.asUser(4242, 4343, "printf again > shared/later.txt"), expect: nil)
                     return again?.status == 0
                 }

@@ -237,7 +237,7 @@ extension StressTests {
                     let before = try await proxy.statistics().connectionsRejected
                     async let result = mount.sh(command, expect: nil)
                     // The content host refuses it at least once, then comes back.
-                    try await Programs.waitFor("\(what) to meet the outage", timeout: .seconds(10)) {
+                    try await Programs.waitFor("\(what) to meet the outage", timeout: .seconds(30)) {
                         ((try? await proxy.statistics())?.connectionsRejected ?? 0) > before
                     }
                     try await proxy.endOutage()

@@ -242,7 +242,7 @@ struct WriteTests {
                 #expect(result.status != 0)
                 #expect(result.output.contains("Input/output error"), "\(result.output)")
                 // Nothing is left to upload that could still make it appear.
-                try await Programs.waitFor("the queue to empty", timeout: .seconds(10)) {
+                try await Programs.waitFor("the queue to empty", timeout: .seconds(30)) {
                     guard let queue = try? await mount.sh("getfattr -n user.mediafs.queue --only-values .").output,
                         let status = try? JSONDecoder().decode(QueueStatus.self, from: Data(queue.utf8))
                     else { return false }

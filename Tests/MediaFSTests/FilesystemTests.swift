@@ -109,10 +109,10 @@ struct FilesystemTests {
             #expect(try await fx.names(1).isEmpty)
             let file = try await fx.upload("late.txt", Data("x".utf8))
             // Within the directory TTL, with room for a loaded machine.
-            try await Programs.waitFor("late.txt to be listed", timeout: .seconds(3)) { (try? await fx.names(1)) == ["late.txt"] }
+            try await Programs.waitFor("late.txt to be listed", timeout: .seconds(15)) { (try? await fx.names(1)) == ["late.txt"] }
             let entry = try await fx.filesystem.lookup(parent: 1, name: "late.txt")
             _ = try await fx.client.files.update(id: file.id, displayName: "renamed.txt")
-            try await Programs.waitFor("the rename to be listed", timeout: .seconds(3)) { (try? await fx.names(1)) == ["renamed.txt"] }
+            try await Programs.waitFor("the rename to be listed", timeout: .seconds(15)) { (try? await fx.names(1)) == ["renamed.txt"] }
             #expect(try await fx.filesystem.lookup(parent: 1, name: "renamed.txt").attributes.inode == entry.attributes.inode)
         }
     }

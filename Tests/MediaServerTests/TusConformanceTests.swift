@@ -151,7 +151,7 @@ struct TusConformanceTests {
             #expect(sent == total / 2)
             // The server records what arrived once it sees the connection close.
             var offset = 0
-            try await Programs.waitFor("the interrupted PATCH to be recorded", timeout: .seconds(5)) {
+            try await Programs.waitFor("the interrupted PATCH to be recorded", timeout: .seconds(20)) {
                 offset = Int((try? await TusTest.head(upload.location))?.header("Upload-Offset") ?? "0") ?? 0
                 return offset == total / 2
             }
