@@ -143,10 +143,13 @@ extension Journal {
                 try await stream(id)
                 return
             case .sealed:
+                let reopened = try runtime(id).reopened
                 try await upload(id)
-                try await mark(id, .finalizing)
+                await reach(.uploaded, id)
+                try await markFinalizing(id, unlessReopenedSince: reopened)
             case .finalizing:
                 try await finalize(id)
+                await reach(.finalized, id)
             case .finalized:
                 try await complete(id)
                 return
@@ -162,12 +165,18 @@ extension Journal {
         return runtime
     }
 
-    /// Moves a record to `next`, durably (a finalize may follow: a crash must find the record
-    /// in this state).
-    private func mark(_ id: String, _ next: JournalRecord.State) async throws {
-        state.withLock { state in
-            state.records[id]?.record.state = next
+    /// A sealed record whose bytes are all on the server is finalizing, durably (a finalize
+    /// follows: a crash must find the record in this state). Not when it was written again since
+    /// its upload began (`reopened` then): what was sent is not what was written last, and the
+    /// transfer stops (the record, sealed again, is uploaded anew).
+    private func markFinalizing(_ id: String, unlessReopenedSince reopened: Int) async throws {
+        let marked = state.withLock { state -> Bool in
+            guard var runtime = state.records[id], runtime.record.state == .sealed, runtime.reopened == reopened else { return false }
+            runtime.record.state = .finalizing
+            state.records[id] = runtime
+            return true
         }
+        guard marked else { throw CancellationError() }
         try await persist(id, durable: true)
     }
 
@@ -527,6 +536,7 @@ extension Journal {
                 if let accessed = record.accessed { stored.accessed = accessed }
             }
         }
+        await reach(.completed, id)
         try await store.delete(id)
         try? FileManager.default.removeItem(atPath: dataPath(id))
         let saved = file

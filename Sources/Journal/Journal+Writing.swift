@@ -372,6 +372,7 @@ extension Journal {
     /// A sealed (or failed) record is written again: it is open once more, its upload stops.
     func reopen(_ state: inout State, _ runtime: inout Runtime) {
         runtime.record.state = .open
+        runtime.reopened += 1
         runtime.record.lastError = nil
         runtime.record.attempts = 0
         runtime.consecutiveFailures = 0

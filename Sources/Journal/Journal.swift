@@ -78,6 +78,21 @@ public final class Journal: Sendable {
     let clock = ContinuousClock()
     let dataDirectory: String
     let state: Mutex<State>
+    /// Called when a record reaches a ``Checkpoint`` (tests hold it there to run a change in
+    /// between); `nil` otherwise.
+    let checkpoint = Mutex<(@Sendable (Checkpoint, String) async -> Void)?>(nil)
+
+    /// Points between the steps of a record's life.
+    enum Checkpoint: Sendable {
+        /// A new record is in the journal; ``create(_:)`` returns next.
+        case created
+        /// Every byte of a sealed record is on the server; the finalize comes next.
+        case uploaded
+        /// The Media Manager has the file; the follow-up steps come next.
+        case finalized
+        /// The follow-up steps are done; the record leaves the journal next.
+        case completed
+    }
 
     /// The per-record runtime state (memory only).
     struct Runtime {
@@ -110,6 +125,9 @@ public final class Journal: Sendable {
         var token: (folder: String, task: Task<GenerateResumableUploadUrlResponse, any Error>)?
         /// A finalize request may have reached the server: check before sending another.
         var uncertain = false
+        /// How many times the record was written again after it was sealed (a transfer that
+        /// started before must not finalize what it sent).
+        var reopened = 0
         /// The last time its upload moved forward (for a waiting close's outage limit).
         var lastProgress: ContinuousClock.Instant
         var waiters: [UUID: CheckedContinuation<MediaManager.FileDescriptor, any Error>] = [:]
@@ -269,6 +287,7 @@ public final class Journal: Sendable {
             state.records[id] = runtime
             account(&state, id)
         }
+        await reach(.created, id)
         return id
     }
 
@@ -413,6 +432,12 @@ public final class Journal: Sendable {
 
     func emit(_ event: Event) {
         eventSink.yield(event)
+    }
+
+    /// Lets a test hold the transfer of `id` at `checkpoint`.
+    func reach(_ checkpoint: Checkpoint, _ id: String) async {
+        guard let hook = self.checkpoint.withLock({ $0 }) else { return }
+        await hook(checkpoint, id)
     }
 }
 
