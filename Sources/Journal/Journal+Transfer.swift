@@ -527,19 +527,27 @@ extension Journal {
         if !record.replacing.isEmpty {
             try await trash(record.replacing, of: record.displayName)
         }
-        if record.mode != nil || record.uid != nil || record.gid != nil || record.modified != nil || record.accessed != nil {
+        // The attributes as they are now (a chmod may have come during the steps above); from
+        // here on, ``setAttributes(_:mode:uid:gid:modified:accessed:)`` stores them with the file
+        // itself. What is stored already for the file is newer (set through the saved file, or
+        // by a change that came meanwhile): it is kept.
+        let saved = file
+        let latest = state.withLock { state -> JournalRecord? in
+            state.records[id]?.attributesFile = saved
+            return state.records[id]?.record
+        }
+        if let latest, latest.mode != nil || latest.uid != nil || latest.gid != nil || latest.modified != nil || latest.accessed != nil {
             attributes.update(id: file.id, hash: file.hash) { stored in
-                if let mode = record.mode { stored.mode = mode }
-                if let uid = record.uid { stored.uid = uid }
-                if let gid = record.gid { stored.gid = gid }
-                if let modified = record.modified { stored.modified = modified }
-                if let accessed = record.accessed { stored.accessed = accessed }
+                if stored.mode == nil { stored.mode = latest.mode }
+                if stored.uid == nil { stored.uid = latest.uid }
+                if stored.gid == nil { stored.gid = latest.gid }
+                if stored.modified == nil { stored.modified = latest.modified }
+                if stored.accessed == nil { stored.accessed = latest.accessed }
             }
         }
         await reach(.completed, id)
         try await store.delete(id)
         try? FileManager.default.removeItem(atPath: dataPath(id))
-        let saved = file
         state.withLock { state in
             forget(&state, id, outcome: .success(saved))
         }

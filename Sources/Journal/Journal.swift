@@ -128,6 +128,9 @@ public final class Journal: Sendable {
         /// How many times the record was written again after it was sealed (a transfer that
         /// started before must not finalize what it sent).
         var reopened = 0
+        /// The saved file whose stored attributes the completion set: attributes that come
+        /// after are stored with it at once.
+        var attributesFile: MediaManager.FileDescriptor?
         /// The last time its upload moved forward (for a waiting close's outage limit).
         var lastProgress: ContinuousClock.Instant
         var waiters: [UUID: CheckedContinuation<MediaManager.FileDescriptor, any Error>] = [:]
