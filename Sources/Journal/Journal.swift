@@ -92,6 +92,8 @@ public final class Journal: Sendable {
         case finalized
         /// The follow-up steps are done; the record leaves the journal next.
         case completed
+        /// A rename of a saved file is sent next (the id is the file's).
+        case renaming
     }
 
     /// The per-record runtime state (memory only).
@@ -163,6 +165,11 @@ public final class Journal: Sendable {
         /// listing read before they were trashed must not show them again.
         var trashed: [String] = []
         var trashedSet: Set<String> = []
+        /// Saved files the journal moved or renamed in the background, latest last (bounded),
+        /// each with the count of placements so far: a listing read before must show them where
+        /// they are now.
+        var placed: [(mark: UInt64, fileId: String, place: Place)] = []
+        var placements: UInt64 = 0
         var capabilities: TusServerCapabilities?
         /// Whether bytes may go out before the length is known (deferred-length uploads).
         var streaming: Bool?
@@ -345,6 +352,38 @@ public final class Journal: Sendable {
             state.trashedSet.subtract(state.trashed[..<dropped])
             state.trashed.removeFirst(dropped)
         }
+    }
+
+    /// Where a saved file is, after the journal moved or renamed it in the background.
+    public struct Place: Sendable, Equatable {
+        public let folderId: String
+        public let displayName: String
+    }
+
+    /// Marks the moment a listing is read: ``placed(since:)`` then tells what the journal moved
+    /// or renamed after it.
+    public func placementMark() -> UInt64 {
+        state.withLock { $0.placements }
+    }
+
+    /// Saved files the journal moved or renamed since `mark`, by id, where they are now: a listing
+    /// read before shows them where they were.
+    public func placed(since mark: UInt64) -> [String: Place] {
+        state.withLock { state in
+            var places: [String: Place] = [:]
+            for entry in state.placed.reversed() {
+                guard entry.mark > mark else { break }
+                if places[entry.fileId] == nil { places[entry.fileId] = entry.place }
+            }
+            return places
+        }
+    }
+
+    /// Remembers where the journal put a saved file (the latest 4096).
+    func notePlaced(_ state: inout State, fileId: String, folderId: String, displayName: String) {
+        state.placements += 1
+        state.placed.append((state.placements, fileId, Place(folderId: folderId, displayName: displayName)))
+        if state.placed.count > 4096 { state.placed.removeFirst(state.placed.count - 4096) }
     }
 
     /// Every pending record (not yet in the Media Manager), oldest first.

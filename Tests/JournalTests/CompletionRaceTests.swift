@@ -13,8 +13,8 @@ struct CompletionRaceTests {
     func attributesDuringCompletion() async throws {
         try await RecoveryTests.with { fixture in
             try await fixture.resume { journal in
-                let gate = CheckpointGate(.completed)
-                gate.install(in: journal)
+                let gate = Gate()
+                journal.hold([.completed: gate])
                 defer { gate.open() }
                 let id = try await journal.create(
                     Journal.NewFile(parentFolderId: FolderID.mediaRoot, displayName: "m.bin", mimeType: "application/octet-stream", mode: 0o644))

@@ -21,8 +21,8 @@ struct ListingRaceTests {
         try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
             try await fx.upload("x.txt", Data("old".utf8))
             let inode = try await fx.filesystem.lookup(parent: 1, name: "x.txt").attributes.inode
-            let gate = CheckpointGate(.created)
-            gate.install(in: fx.filesystem.journal)
+            let gate = Gate()
+            fx.filesystem.journal.hold([.created: gate])
             defer { gate.open() }
             let opening = Task { try await fx.filesystem.open(inode, flags: O_WRONLY | O_TRUNC) }
             // The new record is in the journal; its creator has not taken it yet. A listing now
@@ -41,6 +41,38 @@ struct ListingRaceTests {
             #expect(try await fx.readAll(inode) == Data("new".utf8))
         }
     }
+
+    @Test("a listing read before a saved file's rename was sent, applied after, shows the new name")
+    func listingReadBeforeTheRenameWasSent() async throws {
+        try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
+            try await fx.upload("x.txt", Data("one".utf8))
+            #expect(try await fx.names(1) == ["x.txt"])
+            let renaming = Gate()
+            fx.filesystem.journal.hold([.renaming: renaming])
+            defer { renaming.open() }
+            try await fx.filesystem.rename(parent: 1, name: "x.txt", newParent: 1, newName: "y.txt", flags: 0)
+            await renaming.reached()
+            // A listing reads the folder (the Media Manager has the old name); the rename is sent
+            // before the listing is applied.
+            let listing = Gate()
+            fx.filesystem.holdListings(listing)
+            defer { listing.open() }
+            fx.expire(1)
+            let names = Task { try await fx.names(1) }
+            await listing.reached()
+            renaming.open()
+            #expect(await fx.filesystem.journal.drain(timeout: .seconds(30)).renaming == 0)
+            listing.open()
+            #expect(try await names.value == ["y.txt"])
+        }
+    }
+}
+
+extension MediaFilesystem {
+    /// Holds listings between their read and their use, at `gate`.
+    func holdListings(_ gate: Gate) {
+        listingRead.withLock { $0 = { _ in await gate.pass() } }
+    }
 }
 
 extension FilesystemFixture {
@@ -50,8 +82,9 @@ extension FilesystemFixture {
     }
 }
 
-/// Holds a journal's records at one checkpoint until opened.
-final class CheckpointGate: Sendable {
+/// Holds whatever passes it until opened (a journal checkpoint, a listing), and tells when
+/// something reached it.
+final class Gate: Sendable {
     private struct State {
         var open = false
         var held: [CheckedContinuation<Void, Never>] = []
@@ -59,22 +92,10 @@ final class CheckpointGate: Sendable {
         var watchers: [CheckedContinuation<Void, Never>] = []
     }
 
-    let checkpoint: Journal.Checkpoint
     private let state = Mutex(State())
 
-    init(_ checkpoint: Journal.Checkpoint) {
-        self.checkpoint = checkpoint
-    }
-
-    func install(in journal: Journal) {
-        journal.checkpoint.withLock { hook in
-            hook = { [self] point, _ in
-                if point == checkpoint { await hold() }
-            }
-        }
-    }
-
-    private func hold() async {
+    /// Waits here until the gate is open.
+    func pass() async {
         await withCheckedContinuation { continuation in
             let (watchers, go) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
                 state.arrivals += 1
@@ -87,7 +108,7 @@ final class CheckpointGate: Sendable {
         }
     }
 
-    /// Waits until a record reached the checkpoint.
+    /// Waits until something reached the gate.
     func reached() async {
         await withCheckedContinuation { continuation in
             let arrived = state.withLock { state -> Bool in
@@ -99,7 +120,7 @@ final class CheckpointGate: Sendable {
         }
     }
 
-    /// Lets every record held (and every one to come) go on.
+    /// Lets everything held (and everything to come) go on.
     func open() {
         let held = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.open = true
@@ -107,5 +128,14 @@ final class CheckpointGate: Sendable {
             return state.held
         }
         held.forEach { $0.resume() }
+    }
+}
+
+extension Journal {
+    /// Holds records at checkpoints, each at its gate.
+    func hold(_ gates: [Checkpoint: Gate]) {
+        checkpoint.withLock { hook in
+            hook = { point, _ in await gates[point]?.pass() }
+        }
     }
 }
