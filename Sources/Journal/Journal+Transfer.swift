@@ -513,11 +513,17 @@ extension Journal {
         let labels = record.labels.flatMap { $0 == file.labels ? nil : $0 }
         if file.parentFolderId != record.parentFolderId || file.displayName != record.displayName || labels != nil {
             do {
+                let before = file
                 file = try await client.files.update(
                     id: file.id,
                     displayName: file.displayName != record.displayName ? record.displayName : nil,
                     labels: labels,
                     parentFolderId: file.parentFolderId != record.parentFolderId ? record.parentFolderId : nil)
+                // Moved: a listing read before shows it where it was.
+                if file.parentFolderId != before.parentFolderId || file.displayName != before.displayName {
+                    let moved = file
+                    state.withLock { notePlaced(&$0, fileId: moved.id, folderId: moved.parentFolderId, displayName: moved.displayName) }
+                }
             } catch let error as MediaManagerError where error.code == .notFound || error.code == .badRequest {
                 logger.error(
                     "'\(record.displayName)' was saved, but could not be moved where it was renamed to; it is in folder \(file.parentFolderId) as '\(file.displayName)'",

@@ -66,6 +66,74 @@ struct ListingRaceTests {
             #expect(try await names.value == ["y.txt"])
         }
     }
+
+    @Test("a listing read before a saved file was moved where it was renamed to, applied after, shows it only there")
+    func listingReadBeforeTheMove() async throws {
+        try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
+            let folder = try await fx.filesystem.mkdir(parent: 1, name: "F").attributes.inode
+            let journal = fx.filesystem.journal
+            let (uploaded, finalized) = (Gate(), Gate())
+            journal.hold([.uploaded: uploaded, .finalized: finalized])
+            defer { uploaded.open(); finalized.open() }
+            let (entry, handle) = try await fx.filesystem.create(parent: 1, name: "m.bin", flags: O_WRONLY, context: nil)
+            let record = try #require(fx.filesystem.state.withLock { $0.table[entry.attributes.inode]?.item.record })
+            _ = try await fx.filesystem.write(handle: handle, offset: 0, data: ByteBuffer(string: "data"))
+            try await fx.filesystem.flush(handle: handle, context: nil)
+            await fx.filesystem.release(handle: handle)
+            // Its bytes are on the server (for the root folder): it is renamed into F.
+            await uploaded.reached()
+            try await fx.filesystem.rename(parent: 1, name: "m.bin", newParent: folder, newName: "m.bin", flags: 0)
+            uploaded.open()
+            // Saved in the root folder, not yet moved: a listing of the root reads it there, and
+            // is applied once the file was moved and left the journal.
+            await finalized.reached()
+            let listing = Gate()
+            fx.filesystem.holdListings(listing)
+            defer { listing.open() }
+            fx.expire(1)
+            let names = Task { try await fx.names(1) }
+            await listing.reached()
+            finalized.open()
+            _ = try await journal.finalized(record)
+            listing.open()
+            #expect(try await names.value == ["F"])
+            #expect(try await fx.names(folder) == ["m.bin"])
+        }
+    }
+
+    @Test("a saved file that could not be moved where it was renamed to shows where it is")
+    func listingAfterAFailedMove() async throws {
+        try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
+            let folder = try await fx.filesystem.mkdir(parent: 1, name: "F").attributes.inode
+            let folderId = try #require(fx.filesystem.state.withLock { $0.table[folder]?.item.id })
+            let journal = fx.filesystem.journal
+            let (uploaded, finalized) = (Gate(), Gate())
+            journal.hold([.uploaded: uploaded, .finalized: finalized])
+            defer { uploaded.open(); finalized.open() }
+            let (entry, handle) = try await fx.filesystem.create(parent: 1, name: "m.bin", flags: O_WRONLY, context: nil)
+            let record = try #require(fx.filesystem.state.withLock { $0.table[entry.attributes.inode]?.item.record })
+            _ = try await fx.filesystem.write(handle: handle, offset: 0, data: ByteBuffer(string: "data"))
+            try await fx.filesystem.flush(handle: handle, context: nil)
+            await fx.filesystem.release(handle: handle)
+            await uploaded.reached()
+            try await fx.filesystem.rename(parent: 1, name: "m.bin", newParent: folder, newName: "m.bin", flags: 0)
+            // F goes to the trash behind the mount's back: the saved file cannot be moved there.
+            try await fx.client.folders.delete(ids: [folderId])
+            uploaded.open()
+            await finalized.reached()
+            let listing = Gate()
+            fx.filesystem.holdListings(listing)
+            defer { listing.open() }
+            fx.expire(1)
+            let names = Task { try await fx.names(1) }
+            await listing.reached()
+            finalized.open()
+            let saved = try await journal.finalized(record)
+            #expect(saved.parentFolderId == FolderID.mediaRoot)
+            listing.open()
+            #expect(try await names.value == ["m.bin"])
+        }
+    }
 }
 
 extension MediaFilesystem {
