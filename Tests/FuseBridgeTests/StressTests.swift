@@ -24,13 +24,6 @@ struct StressTests {
     static let seconds = environment["MEDIAFS_STRESS_SECONDS"].flatMap(Int.init) ?? 30
     /// No operation may take longer (outages last at most 1.5 s; a close waits for its upload).
     static let operationBound: Duration = .seconds(30)
-    /// The open defect the write-back runs still find: an upload completing in the background
-    /// races the next change of the same name (a rename to another folder, an append or truncate
-    /// that starts from the saved file), and a listing read in between can show a version twice,
-    /// or a change can start from the previous version.
-    static let writeBackRace: Comment =
-        "--write-back: background completion races a change of the same name (listing shows a version twice, or a change starts from the previous version)"
-
     /// How much the resident set may grow over the run.
     static let memoryBound = 512 << 20
 
@@ -45,14 +38,7 @@ struct StressTests {
                 apiURL: "http://127.0.0.1:\(port)",
                 server: { $0.port = port; $0.publicURL = "http://127.0.0.1:\(proxy.port)" }
             ) { mount in
-                if writeBack {
-                    // Known and open (see `writeBackRace`): reported, not failing the run.
-                    await withKnownIssue(Self.writeBackRace, isIntermittent: true) {
-                        try await run(mount, proxy, seed: seed, mode: mode)
-                    }
-                } else {
-                    try await run(mount, proxy, seed: seed, mode: mode)
-                }
+                try await run(mount, proxy, seed: seed, mode: mode)
             }
         }
     }
