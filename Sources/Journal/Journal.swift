@@ -476,7 +476,7 @@ public final class Journal: Sendable {
         eventSink.yield(event)
     }
 
-    /// Lets a test hold the transfer of `id` at `checkpoint`.
+    /// Lets a test hold record `id` (or, renaming, saved file `id`) at `checkpoint`.
     func reach(_ checkpoint: Checkpoint, _ id: String) async {
         guard let hook = self.checkpoint.withLock({ $0 }) else { return }
         await hook(checkpoint, id)
