@@ -52,16 +52,7 @@ struct ModelBasedTests {
             \(listing)
             """
         print(report)
-        if writeBack {
-            // Known and open: with write-back, an upload completing in the background races the
-            // next change of the same name, and a listing read in between can show a version
-            // twice (README, "Known limits"). Reported here, not failing the run, until fixed.
-            withKnownIssue(StressTests.writeBackRace, isIntermittent: true) {
-                Issue.record(Comment(rawValue: report))
-            }
-        } else {
-            Issue.record(Comment(rawValue: report))
-        }
+        Issue.record(Comment(rawValue: report))
     }
 
     @Test("the model itself: POSIX answers for the cases the runs depend on")

@@ -25,13 +25,6 @@ struct StressTests {
     /// No operation may take longer (outages last at most 1.5 s; a close waits for its upload,
     /// retrying with backoff; the whole suite shares two cores with this run).
     static let operationBound: Duration = .seconds(60)
-    /// The open defect the write-back runs still find: an upload completing in the background
-    /// races the next change of the same name (a rename to another folder, an append or truncate
-    /// that starts from the saved file), and a listing read in between can show a version twice,
-    /// or a change can start from the previous version.
-    static let writeBackRace: Comment =
-        "--write-back: background completion races a change of the same name (listing shows a version twice, or a change starts from the previous version)"
-
     /// Creates, reads and listings a run makes at least (it goes on past its time until then).
     static let minimumOperations = 10
 
@@ -49,14 +42,7 @@ struct StressTests {
                 apiURL: "http://127.0.0.1:\(port)",
                 server: { $0.port = port; $0.publicURL = "http://127.0.0.1:\(proxy.port)" }
             ) { mount in
-                if writeBack {
-                    // Known and open (see `writeBackRace`): reported, not failing the run.
-                    await withKnownIssue(Self.writeBackRace, isIntermittent: true) {
-                        try await run(mount, proxy, seed: seed, mode: mode)
-                    }
-                } else {
-                    try await run(mount, proxy, seed: seed, mode: mode)
-                }
+                try await run(mount, proxy, seed: seed, mode: mode)
             }
         }
     }
