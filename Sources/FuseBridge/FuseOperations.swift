@@ -271,7 +271,7 @@ enum FuseOperations {
             FuseHost.run(request, "getxattr") { fs, reply in
                 let value = try await fs.getxattr(inode, name: name)
                 if size == 0 {
-                    reply.xattrSize(value.count)
+                    reply.xattrSize(MediaFilesystem.xattrSizeAnswer(name: name, value: value))
                 } else if size < value.count {
                     reply.error(ERANGE)
                 } else {

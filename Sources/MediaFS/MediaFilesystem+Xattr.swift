@@ -58,6 +58,20 @@ extension MediaFilesystem {
         return Array(value.utf8)
     }
 
+    /// Attributes whose value changes from moment to moment (rates, times left, progress).
+    static let changingAttributes: Set<String> = ["queue", "sync", "uploadState"]
+
+    /// The size a size query (`getxattr` without a buffer) of `name` answers, `value` being what
+    /// the attribute holds now. A program asks for the size, then reads; a value that changes in
+    /// between may have grown, and the read would fail with ERANGE. So a changing value's size
+    /// comes with room to grow (the read returns the length the value has then).
+    public static func xattrSizeAnswer(name: String, value: [UInt8]) -> Int {
+        guard name.hasPrefix(xattrPrefix), changingAttributes.contains(String(name.dropFirst(xattrPrefix.count))) else {
+            return value.count
+        }
+        return min(value.count + 4096, 65_536)
+    }
+
     /// The queue as JSON, trimmed to fit an extended attribute (64 KiB).
     static func json(_ status: QueueStatus) -> String {
         var status = status

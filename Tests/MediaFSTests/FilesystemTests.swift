@@ -117,6 +117,16 @@ struct FilesystemTests {
         }
     }
 
+    @Test("a size query of a value that changes from moment to moment leaves room for it to grow before the read")
+    func xattrSizeAnswers() {
+        let value = Array(#"{"rate":1234}"#.utf8)
+        #expect(MediaFilesystem.xattrSizeAnswer(name: "user.mediafs.id", value: value) == value.count)
+        for name in ["user.mediafs.queue", "user.mediafs.sync", "user.mediafs.uploadState"] {
+            #expect(MediaFilesystem.xattrSizeAnswer(name: name, value: value) == value.count + 4096)
+        }
+        #expect(MediaFilesystem.xattrSizeAnswer(name: "user.mediafs.queue", value: [UInt8](repeating: 32, count: 64_000)) == 65_536)
+    }
+
     @Test("xattrs: read what the Media Manager knows; setting labels updates them")
     func xattrs() async throws {
         try await FilesystemFixture.with { fx in
