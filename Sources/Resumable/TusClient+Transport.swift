@@ -28,12 +28,23 @@ extension TusClient {
         return request
     }
 
-    /// Runs one request and reads its body; transport failures are thrown as they come.
     /// The end of the current outage budget: a request must not outlive it, or a refused
     /// connection (which AsyncHTTPClient keeps retrying until the deadline) would hold an upload
     /// far past its outage limit.
     @TaskLocal static var outageDeadline: NIODeadline?
 
+    /// The deadline of a request given its own timeout, shortened to the outage budget in force
+    /// (``outageDeadline``).
+    func requestDeadline(timeout: Duration?) -> NIODeadline {
+        var deadline: NIODeadline = timeout.map { .now() + TimeAmount($0) } ?? .distantFuture
+        if let outage = Self.outageDeadline {
+            // At least a second, so that a request started just before the limit can complete.
+            deadline = min(deadline, max(outage, .now() + .seconds(1)))
+        }
+        return deadline
+    }
+
+    /// Runs one request and reads its body; transport failures are thrown as they come.
     func execute(_ request: HTTPClientRequest, timeout: Duration?) async throws -> RawResponse {
         // AHC gets no logger: its debug output must not carry our headers (metadata, credentials).
         let response = try await httpClient.execute(request, deadline: requestDeadline(timeout: timeout))
