@@ -257,6 +257,7 @@ let package = Package(
                 "Resumable",
                 "MediaManager",
                 "MediaServer",
+                "MediaServerTesting",
                 "FaultInjection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

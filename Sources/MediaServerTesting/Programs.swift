@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIOHTTP1
+import Synchronization
 
 /// Runs the built `mediafs` binary and other programs, for tests that need a separate process.
 ///
@@ -86,20 +87,36 @@ public enum Programs {
         }
     }
 
-    /// A free loopback port (bound and released).
+    /// A free loopback port for a server a test starts later (checked by a bind, then released).
+    ///
+    /// Ports come from below the kernel's ephemeral range, and the process hands each out once.
+    /// A port the kernel picked (bind to port 0) is one of the ephemeral ports it also gives to
+    /// outgoing connections: with dozens of tests connecting at once, one of those could take
+    /// the port between this check and the server's bind ("Address already in use").
     public static func freePort() throws -> Int {
+        let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        let candidates = 10_000..<max(ephemeralLow, 10_001)
+        for _ in 0..<1_000 {
+            let port = Int.random(in: candidates)
+            guard PortLedger.claim(port) else { continue }
+            if canBind(port) { return port }
+        }
+        throw ProgramError(message: "no free port below \(ephemeralLow) after 1,000 tries")
+    }
+
+    /// Whether `port` on 127.0.0.1 can be bound now (no listener, no connection in TIME_WAIT).
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound else { throw ProgramError(message: "no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Waits until `check` succeeds or `timeout` passes.
@@ -130,5 +147,14 @@ public struct ProgramError: Error, CustomStringConvertible {
 
     public init(message: String) {
         self.message = message
+    }
+}
+
+/// The ports this process has handed out, so two tests never get the same one.
+private enum PortLedger {
+    private static let claimed = Mutex<Set<Int>>([])
+
+    static func claim(_ port: Int) -> Bool {
+        claimed.withLock { $0.insert(port).inserted }
     }
 }

@@ -2,6 +2,7 @@ import Backoff
 import Crypto
 import Foundation
 import Logging
+import MediaServerTesting
 import NIOCore
 import NIOPosix
 import Resumable
@@ -102,13 +103,9 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
     return path
 }
 
-/// A free loopback TCP port (bound then released).
+/// A free loopback TCP port, outside the range the kernel gives outgoing connections.
 func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).wait()
-    let port = channel.localAddress?.port ?? 0
-    try channel.close().wait()
-    return port
+    try Programs.freePort()
 }
 
 func canConnect(port: Int) -> Bool {
