@@ -130,6 +130,8 @@ extension Journal {
 
     /// Gives a record up: its transfer stops, its bytes go, its tus upload is terminated in the
     /// background (the record stays as `abandoned` until that is done), and waiters get `reason`.
+    /// Returns without waiting for the server: during an outage the termination retries for up to
+    /// the outage limit, and an unlink must not wait that long.
     /// `hidingReplaced`: the files it replaced go to the trash too (the caller trashes them), so
     /// they stay hidden from listings, from the moment the record no longer hides them.
     func abandon(_ id: String, because reason: JournalError, hidingReplaced: Bool = false) async {
@@ -144,30 +146,30 @@ extension Journal {
         else { return }
         try? FileManager.default.removeItem(atPath: dataPath(id))
         emit(.abandoned(record: id))
-        await release(record)
+        releaseTask(record)
     }
 
-    /// Removes an abandoned record for good, terminating its tus upload first (if that fails, the
-    /// record stays and the next mount tries again). Shutdown waits for it.
-    func release(_ record: JournalRecord) async {
-        await releaseTask(record).value
-    }
-
-    /// Starts removing an abandoned record; the task is registered at once, so that a drain
-    /// started right after waits for it.
+    /// Starts removing an abandoned record for good, terminating its tus upload first (if that
+    /// fails, the record stays and the next mount tries again). The task is registered at once,
+    /// so that a drain started right after waits for it; ``stop()`` cancels it.
     @discardableResult
     func releaseTask(_ record: JournalRecord) -> Task<Void, Never> {
         let key = UUID()
         return state.withLock { state in
             let task = Task {
                 defer { _ = self.state.withLock { $0.cleanups.removeValue(forKey: key) } }
-                guard let location = record.tusLocation else {
-                    await dropUnrecordedUpload(of: record)
-                    try? await store.delete(record.id)
-                    return
-                }
                 var abandoned = record
                 abandoned.state = .abandoned
+                guard let location = record.tusLocation else {
+                    await dropUnrecordedUpload(of: record)
+                    if Task.isCancelled {
+                        // Stopped mid-way: the next mount clears it.
+                        try? await store.save(abandoned, durable: false)
+                    } else {
+                        try? await store.delete(record.id)
+                    }
+                    return
+                }
                 try? await store.save(abandoned, durable: false)
                 do {
                     try await tus.terminate(uploadURL: location)

@@ -149,7 +149,10 @@ extension Journal {
             transfers.forEach { $0.cancel() }
             for waiter in state.spaceWaiters.values { waiter.resume(throwing: JournalError.interrupted) }
             state.spaceWaiters = [:]
-            return transfers + Array(state.cleanups.values)
+            // A cleanup cut short leaves its record abandoned; the next mount finishes it.
+            let cleanups = Array(state.cleanups.values)
+            cleanups.forEach { $0.cancel() }
+            return transfers + cleanups
         }
         for task in running { await task.value }
         await tokens.clear()
