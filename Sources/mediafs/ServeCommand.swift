@@ -51,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        MemoryTuning.apply()
+        MemoryTuning.apply(trimThreshold: MemoryTuning.serverTrimThreshold, mmapThreshold: MemoryTuning.serverMmapThreshold)
         let logger = try logging.bootstrap(label: "mediafs.server")
         let directory = data ?? Environment.dataHome + "/server"
         var key = apiKey ?? Environment.value("MEDIAFS_API_KEY")
