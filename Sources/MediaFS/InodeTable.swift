@@ -65,28 +65,15 @@ struct InodeTable: Sendable {
     }
 
     /// Gives an inode a new remote item (a file being written, finalized) under the same number.
-    /// Returns the name whose inode changed, for the kernel's caches.
-    @discardableResult
-    mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) -> Change? {
-        guard var node = nodes[inode] else { return nil }
-        var change: Change?
+    mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) {
+        guard var node = nodes[inode] else { return }
         if inodeByKey[node.item.key] == inode { inodeByKey[node.item.key] = nil }
         if let other = inodeByKey[item.key], other != inode, let stale = nodes[other] {
-            // A listing met the item under another inode first. If this inode is still listed,
-            // that entry goes; if the listing dropped it (it met the item, not this inode), this
-            // inode takes the entry's place: the name stays, under the number the kernel holds.
+            // A listing met the file under another inode first: that entry goes.
             if var listing = listings[stale.parent], listing.children[stale.name] == other {
-                if !node.detached, listings[node.parent]?.children[node.name] == inode {
-                    listing.remove(stale.name)
-                    listedEntries -= 1
-                } else {
-                    listing.add(stale.name, inode)
-                    node.parent = stale.parent
-                    node.name = stale.name
-                    node.detached = false
-                }
+                listing.remove(stale.name)
+                listedEntries -= 1
                 listings[stale.parent] = listing
-                change = .entry(parent: stale.parent, name: stale.name)
             }
             detach(other)
         }
@@ -94,7 +81,6 @@ struct InodeTable: Sendable {
         node.item = item
         node.fetched = now
         nodes[inode] = node
-        return change
     }
 
     // MARK: Listings

@@ -38,7 +38,6 @@ extension MediaFilesystem {
         let folderId = try self.directory(directory).item.id
         for _ in 0..<5 {
             let generation = state.withLock { $0.table.generation(directory) }
-            let mark = journal.placementMark()
             var items: [RemoteItem] = []
             var cursor: String?
             repeat {
@@ -55,7 +54,6 @@ extension MediaFilesystem {
                 items += page.files.map(RemoteItem.init(file:))
                 cursor = page.nextCursor.nextCursor
             } while cursor != nil
-            if let hook = listingRead.withLock({ $0 }) { await hook(directory) }
             let now = clock.now
             let (applied, changes) = state.withLock { state -> (Bool, [InodeTable.Change]) in
                 // A change of a saved item here during the fetch makes this listing stale: fetch
@@ -79,17 +77,11 @@ extension MediaFilesystem {
                 // file being written.
                 let replaced = Set(pending.flatMap(\.replacing) + renames.values.flatMap(\.replacing) + pending.compactMap(\.expectedFileId))
                     .union(journal.recentlyReplaced())
-                // Saved files the journal moved or renamed since this listing was read: where they
-                // are now (a file moved away is not here).
-                let placed = journal.placed(since: mark)
-                var remote = items.filter { !replaced.contains($0.id) }.compactMap { item -> RemoteItem? in
-                    var item = item
-                    if item.kind == .file, let place = placed[item.id] {
-                        guard place.folderId == folderId else { return nil }
-                        item.displayName = place.displayName
-                    }
-                    if let rename = renames[item.id] { item.displayName = rename.displayName }
-                    return item
+                var remote = items.filter { !replaced.contains($0.id) }.map { item in
+                    guard let rename = renames[item.id] else { return item }
+                    var renamed = item
+                    renamed.displayName = rename.displayName
+                    return renamed
                 }
                 let listed = Set(remote.map(\.id))
                 // A file saved a moment ago that a new record already replaces (its writer is

@@ -133,11 +133,9 @@ extension MediaFilesystem {
         }
         guard let pending = journal.entry(record) else { throw FilesystemError(EIO, "'\(node.name)' vanished from the journal") }
         let now = clock.now
-        // A listing may have met the record first (under another inode): the name stays this one's.
-        let change = state.withLock { state in
+        state.withLock { state in
             state.table.rekey(node.inode, to: .pending(pending), now: now)
         }
-        if let change { invalidateKernelCaches([change]) }
         return record
     }
 
@@ -322,13 +320,11 @@ extension MediaFilesystem {
     /// fetched from now on finds the file under the same inode (and no duplicate name).
     func adopt(record: String, file: MediaManager.FileDescriptor) {
         let now = clock.now
-        let change = state.withLock { state -> InodeTable.Change? in
-            guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return nil }
-            let change = state.table.rekey(inode, to: RemoteItem(file: file), now: now)
+        state.withLock { state in
+            guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return }
+            state.table.rekey(inode, to: RemoteItem(file: file), now: now)
             state.table.noteSaved(inode)
-            return change
         }
-        if let change { invalidateKernelCaches([change]) }
     }
 
     /// The path of a record's file in the mount, if it is known.

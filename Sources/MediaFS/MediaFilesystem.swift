@@ -34,9 +34,6 @@ public final class MediaFilesystem: Sendable {
     let notifier = Mutex<(any KernelNotifier)?>(nil)
     /// Follows what the journal finishes.
     let eventTask = Mutex<Task<Void, Never>?>(nil)
-    /// Called when a folder's listing was read, before it is applied (tests hold it there to run a
-    /// change in between); `nil` otherwise.
-    let listingRead = Mutex<(@Sendable (InodeNumber) async -> Void)?>(nil)
 
     /// An open directory: its listing as of `opendir`, which `readdir` hands out from.
     struct OpenDirectory: Sendable {
