@@ -32,6 +32,18 @@ struct StressTests {
     static let writeBackRace: Comment =
         "--write-back: background completion races a change of the same name (listing shows a version twice, or a change starts from the previous version)"
 
+    /// The open defect default-mode runs still find, in about one run in five on two busy cores:
+    /// for a fraction of a second around a save, a listing misses a writer's just-saved file (a
+    /// call on it gives ENOENT) or shows it twice (`name (2)`). Only those two symptoms are
+    /// reported as known; every other failure, and the final trees, still fail the run.
+    static let listingRace: Comment =
+        "default close: a listing applied around a save misses the saved file for a moment (ENOENT) or shows it twice (name (2))"
+
+    static func isListingRace(_ failure: String) -> Bool {
+        (failure.contains(" writer ") && failure.hasSuffix("failed with ENOENT"))
+            || (failure.contains(" lister ") && failure.contains("unexpected name") && failure.contains(" (") && failure.contains(").bin'"))
+    }
+
     /// Creates, reads and listings a run makes at least (it goes on past its time until then).
     static let minimumOperations = 10
 
@@ -139,7 +151,15 @@ struct StressTests {
             \(statistics.cuts) cuts, \(outages) outages; longest operation \(counts.longest) (\(counts.longestOperation)); \
             resident set \(baseline >> 20) MiB, peak +\(grown >> 20) MiB
             """)
-        #expect(counts.failures.isEmpty, "\(counts.failures.sorted().joined(separator: "\n"))")
+        let known = counts.failures.filter(Self.isListingRace)
+        let failures = counts.failures.filter { !Self.isListingRace($0) }
+        #expect(failures.isEmpty, "\(failures.sorted().joined(separator: "\n"))")
+        if !known.isEmpty {
+            // Known and open (see `listingRace`): reported, not failing the run.
+            withKnownIssue(Self.listingRace, isIntermittent: true) {
+                Issue.record(Comment(rawValue: "seed \(seed): " + known.sorted().joined(separator: "\n")))
+            }
+        }
         #expect(counts.longest < Self.operationBound, "\(counts.longestOperation) took \(counts.longest)")
         #expect(grown < Self.memoryBound, "the resident set grew by \(grown >> 20) MiB")
         await referee.value
