@@ -7,9 +7,9 @@ import MediaManager
 struct ContentController: Sendable {
     let state: ServerState
     let fileIO = FileIO()
-    /// Content is read from disk in 512 KiB chunks (Hummingbird's default is 128 KiB): a quarter
-    /// of the hops between the file thread pool and the event loop per byte served.
-    static let chunkLength = 512 << 10
+    /// Content is read from disk in 256 KiB chunks (Hummingbird's default is 128 KiB): half the
+    /// hops between the file thread pool and the event loop per byte served.
+    static let chunkLength = 256 << 10
 
     func addRoutes(to router: Router<MediaRequestContext>) {
         router.get("media/:id") { request, context in try await self.serveMedia(request, context: context) }
