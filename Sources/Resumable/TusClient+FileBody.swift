@@ -14,11 +14,12 @@ extension TusClient {
     /// Runs `request` with the bytes `range` of `source` as its body.
     ///
     /// From a ``DataFile`` over plain HTTP the body is one file region the channel sends with
-    /// `sendfile`, from a duplicate of the file's descriptor. The request runs on one event loop
-    /// with its channel, and the duplicate is closed on that loop once both the request ended and
-    /// the channel finished with the region (wrote it or dropped it), so the kernel never reads a
-    /// closed descriptor. Any other source is read into memory piece by piece as the connection
-    /// takes it.
+    /// `sendfile`, from a duplicate of the file's descriptor. The duplicate is closed once both
+    /// the request ended and the channel finished with the region (wrote it or dropped it), so
+    /// the kernel never reads a closed descriptor. The request may take any pooled connection:
+    /// pinning it to an event loop opened a new connection whenever the idle one was on the other
+    /// loop, a round trip more per small file on a wide-area link. Any other source is read into
+    /// memory piece by piece as the connection takes it.
     func execute(
         _ request: HTTPClientRequest,
         bodyFrom source: any UploadSource,
@@ -57,9 +58,8 @@ extension TusClient {
             handles.requestEnded()
             throw error
         }
-        let loop = httpClient.eventLoopGroup.next()
         let task = httpClient.execute(
-            request: legacy, delegate: ResponseCollector(), eventLoop: .delegateAndChannel(on: loop),
+            request: legacy, delegate: ResponseCollector(), eventLoop: .indifferent,
             deadline: requestDeadline(timeout: timeout), logger: nil)
         task.futureResult.whenComplete { _ in handles.requestEnded() }
         return try await withTaskCancellationHandler {
