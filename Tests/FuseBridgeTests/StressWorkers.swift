@@ -53,6 +53,8 @@ final class StressLedger: Sendable {
     struct Counts: Sendable {
         var operations = 0
         var failures: [String] = []
+        /// Failures of the known listing race (``StressTests/listingRace``), kept apart.
+        var listingRaces: [String] = []
         var longest: Duration = .zero
         var longestOperation = ""
         var byKind: [String: Int] = [:]
@@ -78,11 +80,17 @@ final class StressLedger: Sendable {
         }
     }
 
-    func fail(_ message: String) {
+    /// Records a failure; `listingRace` when it is a symptom of the known listing race.
+    func fail(_ message: String, listingRace: Bool = false) {
         counts.withLock { counts in
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            if counts.failures.count < 50 { counts.failures.append(String(format: "+%07.3fs ", seconds) + message) }
+            let line = String(format: "+%07.3fs ", seconds) + message
+            if listingRace {
+                if counts.listingRaces.count < 50 { counts.listingRaces.append(line) }
+            } else if counts.failures.count < 50 {
+                counts.failures.append(line)
+            }
         }
     }
 }
@@ -122,7 +130,8 @@ struct StressWorker: Sendable {
         let result = call()
         ledger.record(kind, "\(role) \(number): \(description)", took: clock.now - started)
         if result != 0 && !allowed.contains(result) {
-            ledger.fail("\(role) \(number): \(description) failed with \(Posix.name(result))")
+            // A writer's call on its own file finding no file is the listing race.
+            ledger.fail("\(role) \(number): \(description) failed with \(Posix.name(result))", listingRace: role == .writer && result == ENOENT)
         }
         return result
     }
@@ -293,7 +302,10 @@ struct StressWorker: Sendable {
                 guard result == 0 else { continue }
                 for name in names {
                     let valid = Self.isWriterFile(name) || (name.hasPrefix("r") && Int(name.dropFirst()) != nil)
-                    if !valid { ledger.fail("lister \(number): unexpected name '\(name)' in \(directory)") }
+                    if !valid {
+                        // A writer's file shown twice is the listing race.
+                        ledger.fail("lister \(number): unexpected name '\(name)' in \(directory)", listingRace: Self.isNumberedWriterFile(name))
+                    }
                     timed("stat", "stat \(directory)/\(name)", allowed: [ENOENT]) {
                         if case .failure(let error) = Posix.status(path("\(directory)/\(name)")) { return error.code }
                         return 0
@@ -312,5 +324,12 @@ struct StressWorker: Sendable {
         guard name.hasPrefix("w"), name.hasSuffix(".bin") else { return false }
         let parts = name.dropFirst().dropLast(4).split(separator: "-")
         return parts.count == 2 && parts.allSatisfy { Int($0) != nil }
+    }
+
+    /// A writer's file name numbered as a duplicate (`w2-3 (2).bin`).
+    static func isNumberedWriterFile(_ name: String) -> Bool {
+        guard name.hasSuffix(").bin"), let open = name.range(of: " (", options: .backwards) else { return false }
+        let number = name[open.upperBound..<name.index(name.endIndex, offsetBy: -5)]
+        return Int(number) != nil && isWriterFile(String(name[..<open.lowerBound]) + ".bin")
     }
 }

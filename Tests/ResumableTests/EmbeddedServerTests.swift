@@ -3,6 +3,7 @@ import FaultInjection
 import Foundation
 import MediaManager
 import MediaServer
+import MediaServerTesting
 import NIOCore
 import Resumable
 import Testing
@@ -20,7 +21,7 @@ struct EmbeddedServerTests {
     ) async throws {
         let directory = try makeTemporaryDirectory(prefix: "mediaserver")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let serverPort = try freePort()
+        let serverPort = try Programs.freePort()
         let proxy = try await FaultProxy.start(targetPort: serverPort, seed: 42, logger: logger)
         var configuration = MediaServerConfiguration(dataDirectory: directory, apiKey: "test-key")
         configuration.host = "127.0.0.1"

@@ -39,7 +39,7 @@ final class PythonTusServer: Sendable {
     static func start(extraArguments: [String]) async throws -> PythonTusServer {
         let directory = try makeTemporaryDirectory(prefix: "ru")
         try FileManager.default.createDirectory(atPath: directory + "/uploads", withIntermediateDirectories: true)
-        let port = try freePort()
+        let port = try Programs.freePort()
         let process = Process()
         // Threads of the test process block most signals and a spawned child inherits that mask;
         // unblock them before exec so that SIGTERM stops the server.
@@ -101,11 +101,6 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
     let path = NSTemporaryDirectory() + "/\(prefix)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
-}
-
-/// A free loopback TCP port, outside the range the kernel gives outgoing connections.
-func freePort() throws -> Int {
-    try Programs.freePort()
 }
 
 func canConnect(port: Int) -> Bool {
