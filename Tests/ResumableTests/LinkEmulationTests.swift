@@ -118,11 +118,12 @@ struct LinkEmulationTests {
 
     @Test func withoutALinkBytesPassAtOnce() async throws {
         try await withProxy(in: .echo, link: .unlimited) { server, proxy in
-            let direct = try await exchanges(port: server.port)
-            let proxied = try await exchanges(port: proxy.port)
-            // The fastest of each: a loaded machine only adds time. Well under the 40 ms a
+            // The fastest of many each: a loaded machine only adds time (a CI run once measured
+            // 26 ms more through the proxy as the fastest of six). Well under the 40 ms a
             // wide-area link would add.
-            #expect(proxied.pings.min()! - direct.pings.min()! < .milliseconds(20))
+            let direct = try await exchanges(port: server.port, count: 20)
+            let proxied = try await exchanges(port: proxy.port, count: 20)
+            #expect(proxied.pings.min()! - direct.pings.min()! < .milliseconds(30))
         }
     }
 
