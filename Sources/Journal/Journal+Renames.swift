@@ -69,6 +69,7 @@ extension Journal {
         var failures = 0
         while !Task.isCancelled {
             guard let rename = state.withLock({ $0.renames[fileId] }) else { break }
+            await reach(.renaming, fileId)
             do {
                 _ = try await client.files.update(id: fileId, displayName: rename.displayName)
                 if !rename.replacing.isEmpty {
@@ -81,6 +82,8 @@ extension Journal {
                 // Done, unless a newer rename of the file came meanwhile.
                 let done = state.withLock { state -> Bool in
                     noteTrashed(&state, rename.replacing)
+                    // Renamed: a listing read before shows the old name.
+                    notePlaced(&state, fileId: fileId, folderId: rename.folderId, displayName: rename.displayName)
                     guard state.renames[fileId] == rename else { return false }
                     state.renames[fileId] = nil
                     return true

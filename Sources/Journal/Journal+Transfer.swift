@@ -143,10 +143,13 @@ extension Journal {
                 try await stream(id)
                 return
             case .sealed:
+                let reopened = try runtime(id).reopened
                 try await upload(id)
-                try await mark(id, .finalizing)
+                await reach(.uploaded, id)
+                try await markFinalizing(id, unlessReopenedSince: reopened)
             case .finalizing:
                 try await finalize(id)
+                await reach(.finalized, id)
             case .finalized:
                 try await complete(id)
                 return
@@ -162,12 +165,18 @@ extension Journal {
         return runtime
     }
 
-    /// Moves a record to `next`, durably (a finalize may follow: a crash must find the record
-    /// in this state).
-    private func mark(_ id: String, _ next: JournalRecord.State) async throws {
-        state.withLock { state in
-            state.records[id]?.record.state = next
+    /// A sealed record whose bytes are all on the server is finalizing, durably (a finalize
+    /// follows: a crash must find the record in this state). Not when it was written again since
+    /// its upload began (`reopened` then): what was sent is not what was written last, and the
+    /// transfer stops (the record, sealed again, is uploaded anew).
+    private func markFinalizing(_ id: String, unlessReopenedSince reopened: Int) async throws {
+        let marked = state.withLock { state -> Bool in
+            guard var runtime = state.records[id], runtime.record.state == .sealed, runtime.reopened == reopened else { return false }
+            runtime.record.state = .finalizing
+            state.records[id] = runtime
+            return true
         }
+        guard marked else { throw CancellationError() }
         try await persist(id, durable: true)
     }
 
@@ -504,11 +513,17 @@ extension Journal {
         let labels = record.labels.flatMap { $0 == file.labels ? nil : $0 }
         if file.parentFolderId != record.parentFolderId || file.displayName != record.displayName || labels != nil {
             do {
+                let before = file
                 file = try await client.files.update(
                     id: file.id,
                     displayName: file.displayName != record.displayName ? record.displayName : nil,
                     labels: labels,
                     parentFolderId: file.parentFolderId != record.parentFolderId ? record.parentFolderId : nil)
+                // Moved: a listing read before shows it where it was.
+                if file.parentFolderId != before.parentFolderId || file.displayName != before.displayName {
+                    let moved = file
+                    state.withLock { notePlaced(&$0, fileId: moved.id, folderId: moved.parentFolderId, displayName: moved.displayName) }
+                }
             } catch let error as MediaManagerError where error.code == .notFound || error.code == .badRequest {
                 logger.error(
                     "'\(record.displayName)' was saved, but could not be moved where it was renamed to; it is in folder \(file.parentFolderId) as '\(file.displayName)'",
@@ -518,18 +533,27 @@ extension Journal {
         if !record.replacing.isEmpty {
             try await trash(record.replacing, of: record.displayName)
         }
-        if record.mode != nil || record.uid != nil || record.gid != nil || record.modified != nil || record.accessed != nil {
+        // The attributes as they are now (a chmod may have come during the steps above); from
+        // here on, ``setAttributes(_:mode:uid:gid:modified:accessed:)`` stores them with the file
+        // itself. What is stored already for the file is newer (set through the saved file, or
+        // by a change that came meanwhile): it is kept.
+        let saved = file
+        let latest = state.withLock { state -> JournalRecord? in
+            state.records[id]?.attributesFile = saved
+            return state.records[id]?.record
+        }
+        if let latest, latest.mode != nil || latest.uid != nil || latest.gid != nil || latest.modified != nil || latest.accessed != nil {
             attributes.update(id: file.id, hash: file.hash) { stored in
-                if let mode = record.mode { stored.mode = mode }
-                if let uid = record.uid { stored.uid = uid }
-                if let gid = record.gid { stored.gid = gid }
-                if let modified = record.modified { stored.modified = modified }
-                if let accessed = record.accessed { stored.accessed = accessed }
+                if stored.mode == nil { stored.mode = latest.mode }
+                if stored.uid == nil { stored.uid = latest.uid }
+                if stored.gid == nil { stored.gid = latest.gid }
+                if stored.modified == nil { stored.modified = latest.modified }
+                if stored.accessed == nil { stored.accessed = latest.accessed }
             }
         }
+        await reach(.completed, id)
         try await store.delete(id)
         try? FileManager.default.removeItem(atPath: dataPath(id))
-        let saved = file
         state.withLock { state in
             forget(&state, id, outcome: .success(saved))
         }

@@ -219,20 +219,33 @@ extension Journal {
         }
     }
 
-    /// Keeps attributes to store for the file once it is saved.
+    /// Keeps attributes to store for the file once it is saved. A file whose completion stored
+    /// its attributes already, or that left the journal saved, has them stored at once (under
+    /// the saved file's id and hash).
     public func setAttributes(_ id: String, mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, modified: Date? = nil, accessed: Date? = nil) {
-        guard
-            let state = self.state.withLock({ state -> JournalRecord.State? in
-                guard var runtime = state.records[id] else { return nil }
-                if let mode { runtime.record.mode = mode }
-                if let uid { runtime.record.uid = uid }
-                if let gid { runtime.record.gid = gid }
-                if let modified { runtime.record.modified = modified.timeIntervalSince1970 }
-                if let accessed { runtime.record.accessed = accessed.timeIntervalSince1970 }
-                state.records[id] = runtime
-                return runtime.record.state
-            })
-        else { return }
+        let (state, saved) = self.state.withLock { state -> (JournalRecord.State?, MediaManager.FileDescriptor?) in
+            guard var runtime = state.records[id] else {
+                if case .success(let file)? = state.outcomes[id] { return (nil, file) }
+                return (nil, nil)
+            }
+            if let mode { runtime.record.mode = mode }
+            if let uid { runtime.record.uid = uid }
+            if let gid { runtime.record.gid = gid }
+            if let modified { runtime.record.modified = modified.timeIntervalSince1970 }
+            if let accessed { runtime.record.accessed = accessed.timeIntervalSince1970 }
+            state.records[id] = runtime
+            return (runtime.record.state, runtime.attributesFile)
+        }
+        if let saved {
+            attributes.update(id: saved.id, hash: saved.hash) { stored in
+                if let mode { stored.mode = mode }
+                if let uid { stored.uid = uid }
+                if let gid { stored.gid = gid }
+                if let modified { stored.modified = modified.timeIntervalSince1970 }
+                if let accessed { stored.accessed = accessed.timeIntervalSince1970 }
+            }
+        }
+        guard let state else { return }
         // Only sealed records must survive a crash (an open one is given up then anyway), and
         // attributes are a hint: they become durable with the record's next durable save. A short
         // write, done here, so that a chmod or utimensat is answered at once.
@@ -372,6 +385,7 @@ extension Journal {
     /// A sealed (or failed) record is written again: it is open once more, its upload stops.
     func reopen(_ state: inout State, _ runtime: inout Runtime) {
         runtime.record.state = .open
+        runtime.reopened += 1
         runtime.record.lastError = nil
         runtime.record.attempts = 0
         runtime.consecutiveFailures = 0

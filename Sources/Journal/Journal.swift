@@ -78,6 +78,23 @@ public final class Journal: Sendable {
     let clock = ContinuousClock()
     let dataDirectory: String
     let state: Mutex<State>
+    /// Called when a record reaches a ``Checkpoint`` (tests hold it there to run a change in
+    /// between); `nil` otherwise.
+    let checkpoint = Mutex<(@Sendable (Checkpoint, String) async -> Void)?>(nil)
+
+    /// Points between the steps of a record's life.
+    enum Checkpoint: Sendable {
+        /// A new record is in the journal; ``create(_:)`` returns next.
+        case created
+        /// Every byte of a sealed record is on the server; the finalize comes next.
+        case uploaded
+        /// The Media Manager has the file; the follow-up steps come next.
+        case finalized
+        /// The follow-up steps are done; the record leaves the journal next.
+        case completed
+        /// A rename of a saved file is sent next (the id is the file's).
+        case renaming
+    }
 
     /// The per-record runtime state (memory only).
     struct Runtime {
@@ -110,6 +127,12 @@ public final class Journal: Sendable {
         var token: (folder: String, task: Task<GenerateResumableUploadUrlResponse, any Error>)?
         /// A finalize request may have reached the server: check before sending another.
         var uncertain = false
+        /// How many times the record was written again after it was sealed (a transfer that
+        /// started before must not finalize what it sent).
+        var reopened = 0
+        /// The saved file whose stored attributes the completion set: attributes that come
+        /// after are stored with it at once.
+        var attributesFile: MediaManager.FileDescriptor?
         /// The last time its upload moved forward (for a waiting close's outage limit).
         var lastProgress: ContinuousClock.Instant
         var waiters: [UUID: CheckedContinuation<MediaManager.FileDescriptor, any Error>] = [:]
@@ -142,6 +165,11 @@ public final class Journal: Sendable {
         /// listing read before they were trashed must not show them again.
         var trashed: [String] = []
         var trashedSet: Set<String> = []
+        /// Saved files the journal moved or renamed in the background, latest last (bounded),
+        /// each with the count of placements so far: a listing read before must show them where
+        /// they are now.
+        var placed: [(mark: UInt64, fileId: String, place: Place)] = []
+        var placements: UInt64 = 0
         var capabilities: TusServerCapabilities?
         /// Whether bytes may go out before the length is known (deferred-length uploads).
         var streaming: Bool?
@@ -269,6 +297,7 @@ public final class Journal: Sendable {
             state.records[id] = runtime
             account(&state, id)
         }
+        await reach(.created, id)
         return id
     }
 
@@ -323,6 +352,38 @@ public final class Journal: Sendable {
             state.trashedSet.subtract(state.trashed[..<dropped])
             state.trashed.removeFirst(dropped)
         }
+    }
+
+    /// Where a saved file is, after the journal moved or renamed it in the background.
+    public struct Place: Sendable, Equatable {
+        public let folderId: String
+        public let displayName: String
+    }
+
+    /// Marks the moment a listing is read: ``placed(since:)`` then tells what the journal moved
+    /// or renamed after it.
+    public func placementMark() -> UInt64 {
+        state.withLock { $0.placements }
+    }
+
+    /// Saved files the journal moved or renamed since `mark`, by id, where they are now: a listing
+    /// read before shows them where they were.
+    public func placed(since mark: UInt64) -> [String: Place] {
+        state.withLock { state in
+            var places: [String: Place] = [:]
+            for entry in state.placed.reversed() {
+                guard entry.mark > mark else { break }
+                if places[entry.fileId] == nil { places[entry.fileId] = entry.place }
+            }
+            return places
+        }
+    }
+
+    /// Remembers where the journal put a saved file (the latest 4096).
+    func notePlaced(_ state: inout State, fileId: String, folderId: String, displayName: String) {
+        state.placements += 1
+        state.placed.append((state.placements, fileId, Place(folderId: folderId, displayName: displayName)))
+        if state.placed.count > 4096 { state.placed.removeFirst(state.placed.count - 4096) }
     }
 
     /// Every pending record (not yet in the Media Manager), oldest first.
@@ -413,6 +474,12 @@ public final class Journal: Sendable {
 
     func emit(_ event: Event) {
         eventSink.yield(event)
+    }
+
+    /// Lets a test hold record `id` (or, renaming, saved file `id`) at `checkpoint`.
+    func reach(_ checkpoint: Checkpoint, _ id: String) async {
+        guard let hook = self.checkpoint.withLock({ $0 }) else { return }
+        await hook(checkpoint, id)
     }
 }
 

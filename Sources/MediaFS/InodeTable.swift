@@ -22,7 +22,8 @@ struct InodeTable: Sendable {
     let maximumListedEntries: Int
     /// Files of each folder saved (pending → saved) since its listing was last set: a listing read
     /// before they were saved keeps them.
-    private var saved: [InodeNumber: [InodeNumber]] = [:]
+    /// A set: a file saved twice between two listings is one file.
+    private var saved: [InodeNumber: Set<InodeNumber>] = [:]
     /// Bumped on every local change of a saved item in a folder, so that a listing fetched
     /// meanwhile is not taken as the truth (it may predate the change).
     private var generations: [InodeNumber: UInt64] = [:]
@@ -65,15 +66,28 @@ struct InodeTable: Sendable {
     }
 
     /// Gives an inode a new remote item (a file being written, finalized) under the same number.
-    mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) {
-        guard var node = nodes[inode] else { return }
+    /// Returns the name whose inode changed, for the kernel's caches.
+    @discardableResult
+    mutating func rekey(_ inode: InodeNumber, to item: RemoteItem, now: ContinuousClock.Instant) -> Change? {
+        guard var node = nodes[inode] else { return nil }
+        var change: Change?
         if inodeByKey[node.item.key] == inode { inodeByKey[node.item.key] = nil }
         if let other = inodeByKey[item.key], other != inode, let stale = nodes[other] {
-            // A listing met the file under another inode first: that entry goes.
+            // A listing met the item under another inode first. If this inode is still listed,
+            // that entry goes; if the listing dropped it (it met the item, not this inode), this
+            // inode takes the entry's place: the name stays, under the number the kernel holds.
             if var listing = listings[stale.parent], listing.children[stale.name] == other {
-                listing.remove(stale.name)
-                listedEntries -= 1
+                if !node.detached, listings[node.parent]?.children[node.name] == inode {
+                    listing.remove(stale.name)
+                    listedEntries -= 1
+                } else {
+                    listing.add(stale.name, inode)
+                    node.parent = stale.parent
+                    node.name = stale.name
+                    node.detached = false
+                }
                 listings[stale.parent] = listing
+                change = .entry(parent: stale.parent, name: stale.name)
             }
             detach(other)
         }
@@ -81,6 +95,7 @@ struct InodeTable: Sendable {
         node.item = item
         node.fetched = now
         nodes[inode] = node
+        return change
     }
 
     // MARK: Listings
@@ -101,12 +116,12 @@ struct InodeTable: Sendable {
     /// A file of its folder was saved.
     mutating func noteSaved(_ inode: InodeNumber) {
         guard let parent = nodes[inode]?.parent, listings[parent] != nil else { return }
-        saved[parent, default: []].append(inode)
+        saved[parent, default: []].insert(inode)
     }
 
     /// The files saved in `directory` since its listing was last set.
     mutating func takeSaved(_ directory: InodeNumber) -> [InodeNumber] {
-        saved.removeValue(forKey: directory) ?? []
+        Array(saved.removeValue(forKey: directory) ?? [])
     }
 
     mutating func bumpGeneration(_ directory: InodeNumber) {

@@ -38,6 +38,7 @@ extension MediaFilesystem {
         let folderId = try self.directory(directory).item.id
         for _ in 0..<5 {
             let generation = state.withLock { $0.table.generation(directory) }
+            let mark = journal.placementMark()
             var items: [RemoteItem] = []
             var cursor: String?
             repeat {
@@ -54,6 +55,7 @@ extension MediaFilesystem {
                 items += page.files.map(RemoteItem.init(file:))
                 cursor = page.nextCursor.nextCursor
             } while cursor != nil
+            if let hook = listingRead.withLock({ $0 }) { await hook(directory) }
             let now = clock.now
             let (applied, changes) = state.withLock { state -> (Bool, [InodeTable.Change]) in
                 // A change of a saved item here during the fetch makes this listing stale: fetch
@@ -61,13 +63,19 @@ extension MediaFilesystem {
                 guard state.table.generation(directory) == generation else { return (false, []) }
                 // Files saved since they were shown take their ids now, so that the listing
                 // finds them under their inodes; one saved after the listing was read is kept.
+                // The journal's pending records are read first, once: a record leaves that set only
+                // forward (saved, or given up), so a file being written here is either among them or
+                // has its saved file below, even when its upload completes during this apply.
+                let pending = journal.entries()
+                let pendingIds = Set(pending.map(\.id))
+                if let hook = listingApplying.withLock({ $0 }) { hook(directory) }
                 var saved: [RemoteItem] = state.table.takeSaved(directory).compactMap { state.table[$0] }.filter { $0.parent == directory && !$0.detached && !$0.item.isPending }.map(\.item)
                 for (_, inode) in state.table.pendingChildren(directory) {
-                    guard let record = state.table[inode]?.item.record, let file = journal.savedFile(record) else { continue }
+                    guard let record = state.table[inode]?.item.record, !pendingIds.contains(record), let file = journal.savedFile(record)
+                    else { continue }
                     state.table.rekey(inode, to: RemoteItem(file: file), now: now)
                     saved.append(RemoteItem(file: file))
                 }
-                let pending = journal.entries()
                 // Renames of saved files not yet sent: the files show under their new names, and
                 // what those renames replaced is gone.
                 let renames = journal.pendingRenames(in: folderId)
@@ -77,16 +85,24 @@ extension MediaFilesystem {
                 // file being written.
                 let replaced = Set(pending.flatMap(\.replacing) + renames.values.flatMap(\.replacing) + pending.compactMap(\.expectedFileId))
                     .union(journal.recentlyReplaced())
-                var remote = items.filter { !replaced.contains($0.id) }.map { item in
-                    guard let rename = renames[item.id] else { return item }
-                    var renamed = item
-                    renamed.displayName = rename.displayName
-                    return renamed
+                // Saved files the journal moved or renamed since this listing was read: where they
+                // are now (a file moved away is not here).
+                let placed = journal.placed(since: mark)
+                var remote = items.filter { !replaced.contains($0.id) }.compactMap { item -> RemoteItem? in
+                    var item = item
+                    if item.kind == .file, let place = placed[item.id] {
+                        guard place.folderId == folderId else { return nil }
+                        item.displayName = place.displayName
+                    }
+                    if let rename = renames[item.id] { item.displayName = rename.displayName }
+                    return item
                 }
-                let listed = Set(remote.map(\.id))
+                var listed = Set(remote.map(\.id))
                 // A file saved a moment ago that a new record already replaces (its writer is
-                // starting it) shows as that record, not twice.
-                remote += saved.filter { !listed.contains($0.id) && !replaced.contains($0.id) }
+                // starting it) shows as that record, not twice; one saved twice shows once.
+                for item in saved where !replaced.contains(item.id) && listed.insert(item.id).inserted {
+                    remote.append(item)
+                }
                 remote.sort { ($0.created, $0.id) < ($1.created, $1.id) }
                 // Files being written here keep their names; an item the Media Manager lists
                 // under the same name is numbered.

@@ -133,9 +133,11 @@ extension MediaFilesystem {
         }
         guard let pending = journal.entry(record) else { throw FilesystemError(EIO, "'\(node.name)' vanished from the journal") }
         let now = clock.now
-        state.withLock { state in
+        // A listing may have met the record first (under another inode): the name stays this one's.
+        let change = state.withLock { state in
             state.table.rekey(node.inode, to: .pending(pending), now: now)
         }
+        if let change { invalidateKernelCaches([change]) }
         return record
     }
 
@@ -318,13 +320,28 @@ extension MediaFilesystem {
 
     /// The Media Manager has a written file: its inode takes the file's id, so that a listing
     /// fetched from now on finds the file under the same inode (and no duplicate name).
+    /// A file saved somewhere else than the mount shows it (it was moved meanwhile, and moving
+    /// the saved file there failed) leaves that folder, and both folders are listed again.
     func adopt(record: String, file: MediaManager.FileDescriptor) {
         let now = clock.now
-        state.withLock { state in
-            guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return }
-            state.table.rekey(inode, to: RemoteItem(file: file), now: now)
-            state.table.noteSaved(inode)
+        let changes = state.withLock { state -> [InodeTable.Change] in
+            guard let inode = state.table.inode(forKey: RemoteItem.pendingKey(record)) else { return [] }
+            var changes = state.table.rekey(inode, to: RemoteItem(file: file), now: now).map { [$0] } ?? []
+            guard let node = state.table[inode], let parent = state.table[node.parent] else { return changes }
+            if parent.item.id == file.parentFolderId {
+                state.table.noteSaved(inode)
+            } else {
+                state.table.removeChild(node.parent, name: node.name, detach: true)
+                state.table.invalidate(node.parent, now: now)
+                changes.append(.entry(parent: node.parent, name: node.name))
+                if let folder = state.table.inode(forKey: ItemKey(folder: true, id: file.parentFolderId)) {
+                    state.table.invalidate(folder, now: now)
+                    changes.append(.inode(folder))
+                }
+            }
+            return changes
         }
+        if !changes.isEmpty { invalidateKernelCaches(changes) }
     }
 
     /// The path of a record's file in the mount, if it is known.

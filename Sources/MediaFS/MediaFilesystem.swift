@@ -34,6 +34,12 @@ public final class MediaFilesystem: Sendable {
     let notifier = Mutex<(any KernelNotifier)?>(nil)
     /// Follows what the journal finishes.
     let eventTask = Mutex<Task<Void, Never>?>(nil)
+    /// Called when a folder's listing was read, before it is applied (tests hold it there to run a
+    /// change in between); `nil` otherwise.
+    let listingRead = Mutex<(@Sendable (InodeNumber) async -> Void)?>(nil)
+    /// Called under the filesystem's lock while a listing is applied, once the journal's pending
+    /// records were read (tests complete an upload there); `nil` otherwise.
+    let listingApplying = Mutex<(@Sendable (InodeNumber) -> Void)?>(nil)
 
     /// An open directory: its listing as of `opendir`, which `readdir` hands out from.
     struct OpenDirectory: Sendable {

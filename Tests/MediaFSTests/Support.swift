@@ -19,6 +19,7 @@ struct FilesystemFixture {
         configure: (inout FilesystemConfiguration) -> Void = { _ in },
         key: String = TestMediaServer.apiKey,
         outageLimit: Duration = .seconds(300),
+        writeBack: Bool = false,
         _ body: (FilesystemFixture) async throws -> T
     ) async throws -> T {
         try await TestMediaServer.with { server in
@@ -33,7 +34,8 @@ struct FilesystemFixture {
             let tus = TusClient(configuration: .init(retry: RetryPolicy(outageLimit: outageLimit)), httpClient: HTTPClient.shared, logger: logger)
             let attributes = try AttributeStore(path: attributesPath, scope: server.baseURL, logger: logger)
             let journal = try Journal(
-                configuration: .init(directory: server.directory.path + "/cache/journal", scope: server.baseURL, outageLimit: outageLimit),
+                configuration: .init(
+                    directory: server.directory.path + "/cache/journal", scope: server.baseURL, writeBack: writeBack, outageLimit: outageLimit),
                 client: client, tus: tus, attributes: attributes, logger: logger)
             let filesystem = MediaFilesystem(
                 client: client, http: HTTPClient.shared, journal: journal, attributes: attributes, configuration: configuration, logger: logger)
