@@ -136,6 +136,34 @@ extension JournalRecord: FetchableRecord, PersistableRecord {
         lastError = row[Field.lastError]
     }
 
+    /// Inserts the record or replaces its row, with one prepared statement the connection keeps
+    /// (the journal saves a record several times per file; GRDB's generic `save` builds and
+    /// parses its SQL each time).
+    func upsert(_ db: Database) throws {
+        let statement = try db.cachedStatement(sql: Self.upsertSQL)
+        try statement.execute(arguments: StatementArguments([
+            id, scope, state.rawValue, parentFolderId, displayName, mimeType,
+            replacing.isEmpty ? "[]" : String(decoding: try JSONEncoder().encode(replacing), as: UTF8.self),
+            try labels.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) },
+            size, uploadURL, uploadToken, tokenFolderId, expectedFileId, tusLocation, acknowledged, tusLengthDeclared,
+            try file.map { String(decoding: try Self.encoder.encode($0), as: UTF8.self) },
+            mode, uid, gid, modified, accessed, created, sealed, attempts, lastError,
+        ] as [(any DatabaseValueConvertible)?]))
+    }
+
+    private static let upsertColumns: [Field] = [
+        .id, .scope, .state, .parentFolderId, .displayName, .mimeType, .replacing, .labels, .size, .uploadURL, .uploadToken,
+        .tokenFolderId, .expectedFileId, .tusLocation, .acknowledged, .tusLengthDeclared, .file, .mode, .uid, .gid, .modified,
+        .accessed, .created, .sealed, .attempts, .lastError,
+    ]
+
+    private static let upsertSQL: String = {
+        let names = upsertColumns.map(\.rawValue)
+        let updates = names.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        return "INSERT INTO \(databaseTableName) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) "
+            + "ON CONFLICT(id) DO UPDATE SET \(updates)"
+    }()
+
     public func encode(to container: inout PersistenceContainer) throws {
         container[Field.id] = id
         container[Field.scope] = scope

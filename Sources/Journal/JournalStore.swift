@@ -119,14 +119,14 @@ final class JournalStore: Sendable {
     /// (`synchronous=FULL`); another one (a hint the journal can do without after a crash) is
     /// written without waiting for the disk, and becomes durable with the next durable save.
     func save(_ record: JournalRecord, durable: Bool = true) async throws {
-        try await write(durable: durable) { db in try record.save(db) }
+        try await write(durable: durable) { db in try record.upsert(db) }
     }
 
     /// Saves what `current` gives when the write runs (the latest state of a record, so that
     /// saves that overtake each other still leave the latest one), or nothing if it gives `nil`.
     func save(durable: Bool = true, current: @escaping @Sendable () -> JournalRecord?) async throws {
         try await write(durable: durable) { db in
-            if let record = current() { try record.save(db) }
+            if let record = current() { try record.upsert(db) }
         }
     }
 
@@ -139,7 +139,7 @@ final class JournalStore: Sendable {
         try await database.writeWithoutTransaction { db in
             // In WAL mode, NORMAL commits without syncing the log; a later FULL commit syncs
             // every commit before it.
-            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.cachedStatement(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
             try db.inTransaction {
                 try body(db)
                 return .commit
@@ -171,16 +171,16 @@ final class JournalStore: Sendable {
 
     /// Saves a record, blocking (while opening).
     func saveNow(_ record: JournalRecord) throws {
-        try database.write { db in try record.save(db) }
+        try database.write { db in try record.upsert(db) }
     }
 
     /// Saves what `current` gives, blocking the calling thread (a short write, for callers that
     /// answer a program at once).
     func saveNow(durable: Bool, current: () -> JournalRecord?) throws {
         try database.writeWithoutTransaction { db in
-            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.cachedStatement(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
             try db.inTransaction {
-                if let record = current() { try record.save(db) }
+                if let record = current() { try record.upsert(db) }
                 return .commit
             }
         }

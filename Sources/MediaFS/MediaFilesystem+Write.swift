@@ -404,11 +404,18 @@ extension MediaFilesystem {
     }
 
     /// The thread-group id (process) of a thread id, from /proc.
+    /// (Called on every create and close: one read of the start of `status`, where `Tgid:` is.)
     static func threadGroup(of pid: Int32?) -> Int32? {
         guard let pid, pid > 0 else { return nil }
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return pid }
-        for line in status.split(separator: "\n") where line.hasPrefix("Tgid:") {
-            return Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) ?? pid
+        let descriptor = Glibc.open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return pid }
+        defer { Glibc.close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return pid }
+        for line in buffer[..<count].split(separator: UInt8(ascii: "\n")) where line.starts(with: "Tgid:".utf8) {
+            let digits = line.dropFirst(5).drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            return Int32(String(decoding: digits, as: UTF8.self)) ?? pid
         }
         return pid
     }
