@@ -118,12 +118,17 @@ struct LinkEmulationTests {
 
     @Test func withoutALinkBytesPassAtOnce() async throws {
         try await withProxy(in: .echo, link: .unlimited) { server, proxy in
-            // The fastest of many each: a loaded machine only adds time (a CI run once measured
-            // 26 ms more through the proxy as the fastest of six). Well under the 40 ms a
-            // wide-area link would add.
-            let direct = try await exchanges(port: server.port, count: 20)
-            let proxied = try await exchanges(port: proxy.port, count: 20)
-            #expect(proxied.pings.min()! - direct.pings.min()! < .milliseconds(30))
+            // The fastest of many each, over up to five rounds: a loaded machine only adds time
+            // (runs of the whole suite on two cores measured 26 and 35 ms more through the proxy
+            // as the fastest of one round), while a delay the proxy added would be in every
+            // round. Well under the 40 ms a wide-area link would add.
+            var added: Duration = .seconds(3600)
+            for _ in 0..<5 where added >= .milliseconds(30) {
+                let direct = try await exchanges(port: server.port, count: 20)
+                let proxied = try await exchanges(port: proxy.port, count: 20)
+                added = min(added, proxied.pings.min()! - direct.pings.min()!)
+            }
+            #expect(added < .milliseconds(30))
         }
     }
 
