@@ -240,55 +240,6 @@ extension FilesystemFixture {
     }
 }
 
-/// Holds whatever passes it until opened (a journal checkpoint, a listing), and tells when
-/// something reached it.
-final class Gate: Sendable {
-    private struct State {
-        var open = false
-        var held: [CheckedContinuation<Void, Never>] = []
-        var arrivals = 0
-        var watchers: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    /// Waits here until the gate is open.
-    func pass() async {
-        await withCheckedContinuation { continuation in
-            let (watchers, go) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
-                state.arrivals += 1
-                if !state.open { state.held.append(continuation) }
-                defer { state.watchers = [] }
-                return (state.watchers, state.open)
-            }
-            if go { continuation.resume() }
-            watchers.forEach { $0.resume() }
-        }
-    }
-
-    /// Waits until something reached the gate.
-    func reached() async {
-        await withCheckedContinuation { continuation in
-            let arrived = state.withLock { state -> Bool in
-                if state.arrivals > 0 { return true }
-                state.watchers.append(continuation)
-                return false
-            }
-            if arrived { continuation.resume() }
-        }
-    }
-
-    /// Lets everything held (and everything to come) go on.
-    func open() {
-        let held = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.open = true
-            defer { state.held = [] }
-            return state.held
-        }
-        held.forEach { $0.resume() }
-    }
-}
-
 extension Journal {
     /// Holds records at checkpoints, each at its gate.
     func hold(_ gates: [Checkpoint: Gate]) {
