@@ -52,6 +52,13 @@ public final class AttributeStore: Sendable {
                 }
             }
         }
+
+        /// Forgets `id` (its next read goes to the database). Its place in `order` stays until
+        /// evicted; a later `put` then finds no entry and appends it again, so `order` may name
+        /// an id twice: evicting the older one drops a newer entry early, never keeps one too long.
+        mutating func remove(_ id: String) {
+            entries[id] = nil
+        }
     }
 
     /// Opens (creating it) the store at `path`, for the items of one Media Manager (`scope`,
@@ -120,50 +127,82 @@ public final class AttributeStore: Sendable {
             }
         }
         guard !missing.isEmpty, let database else { return found }
-        var loaded: [String: Stored] = [:]
         do {
-            try database.read { db in
+            // The answers enter the cache inside the read: reads and updates run one at a time,
+            // in order, so an answer read before an update never overwrites the update's result.
+            let loaded = try database.read { db in
+                var loaded: [String: Stored] = [:]
                 for batch in stride(from: 0, to: missing.count, by: 500).map({ Array(missing[$0..<min($0 + 500, missing.count)]) }) {
                     let marks = Array(repeating: "?", count: batch.count).joined(separator: ",")
                     let rows = try Row.fetchAll(
                         db, sql: "SELECT * FROM attributes WHERE scope = ? AND id IN (\(marks))",
                         arguments: StatementArguments([scope] + batch))
-                    for row in rows {
-                        loaded[row["id"]] = Stored(
-                            hash: row["hash"], mode: row["mode"], uid: row["uid"], gid: row["gid"], modified: row["modified"],
-                            accessed: row["accessed"])
-                    }
+                    for row in rows { loaded[row["id"]] = Self.stored(row) }
                 }
+                cache.withLock { cache in
+                    for id in missing where cache.entries[id] == nil { cache.put(id, loaded[id]) }
+                }
+                return loaded
             }
+            return found.merging(loaded) { current, _ in current }
         } catch {
             logger.warning("Could not read stored attributes", metadata: ["error": "\(error)"])
             return found
         }
-        cache.withLock { cache in
-            for id in missing { cache.put(id, loaded[id]) }
-        }
-        return found.merging(loaded) { current, _ in current }
     }
 
-    /// Merges `change` into what is stored for (`id`, `hash`).
-    public func update(id: String, hash: String, _ change: (inout Stored) -> Void) {
-        var stored = lookup([id])[id].flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
-        change(&stored)
-        let result = stored
-        cache.withLock { $0.put(id, result) }
-        guard let database else { return }
-        do {
-            try database.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO attributes (scope, id, hash, mode, uid, gid, modified, accessed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (scope, id) DO UPDATE SET hash = excluded.hash, mode = excluded.mode,
-                            uid = excluded.uid, gid = excluded.gid, modified = excluded.modified, accessed = excluded.accessed
-                        """,
-                    arguments: [scope, id, result.hash, result.mode, result.uid, result.gid, result.modified, result.accessed])
+    private static func stored(_ row: Row) -> Stored {
+        Stored(hash: row["hash"], mode: row["mode"], uid: row["uid"], gid: row["gid"], modified: row["modified"], accessed: row["accessed"])
+    }
+
+    /// Merges `change` into what is stored for (`id`, `hash`), and returns at once.
+    ///
+    /// The read, the change and the write are one step of the store's serial queue, in order
+    /// with every other read and update: two updates of one item never lose each other's change
+    /// (a chmod that comes while a finished upload stores the attributes it was given keeps its
+    /// mode). Until the step has run, the item is not cached, so a read waits for it.
+    public func update(id: String, hash: String, _ change: @escaping @Sendable (inout Stored) -> Void) {
+        guard let database else {
+            cache.withLock { cache in
+                var stored = cache.entries[id].flatMap { $0 }.flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
+                change(&stored)
+                cache.put(id, stored)
             }
-        } catch {
-            logger.warning("Could not store attributes; they last until unmount", metadata: ["error": "\(error)"])
+            return
         }
+        cache.withLock { $0.remove(id) }
+        let scope = self.scope
+        let logger = self.logger
+        database.asyncWrite { [self] db in
+            var stored: Stored
+            do {
+                let row = try Row.fetchOne(db, sql: "SELECT * FROM attributes WHERE scope = ? AND id = ?", arguments: [scope, id])
+                stored = row.map(Self.stored).flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
+            } catch {
+                stored = Stored(hash: hash)
+                logger.warning("Could not read stored attributes", metadata: ["error": "\(error)"])
+            }
+            change(&stored)
+            let result = stored
+            // Cached whether or not the write succeeds: then the attributes last until unmount.
+            cache.withLock { $0.put(id, result) }
+            try db.execute(
+                sql: """
+                    INSERT INTO attributes (scope, id, hash, mode, uid, gid, modified, accessed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (scope, id) DO UPDATE SET hash = excluded.hash, mode = excluded.mode,
+                        uid = excluded.uid, gid = excluded.gid, modified = excluded.modified, accessed = excluded.accessed
+                    """,
+                arguments: [scope, id, result.hash, result.mode, result.uid, result.gid, result.modified, result.accessed])
+        } completion: { _, result in
+            if case .failure(let error) = result {
+                logger.warning("Could not store attributes; they last until unmount", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Returns once every update asked for so far is stored (or failed).
+    public func flushed() async {
+        guard let database else { return }
+        _ = try? await database.read { _ in }
     }
 }

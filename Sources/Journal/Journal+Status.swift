@@ -166,6 +166,8 @@ extension Journal {
             logger.warning("\(left.failed) file(s) could not be saved and stay in the journal; `mediafs status` lists them")
         }
         eventSink.finish()
+        // Saves queued without waiting (attributes) are written before another journal may open.
+        await store.flushed()
         store.unlock()
     }
 }

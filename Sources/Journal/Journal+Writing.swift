@@ -247,12 +247,12 @@ extension Journal {
         }
         guard let state else { return }
         // Only sealed records must survive a crash (an open one is given up then anyway), and
-        // attributes are a hint: they become durable with the record's next durable save. A short
-        // write, done here, so that a chmod or utimensat is answered at once.
+        // attributes are a hint: they become durable with the record's next durable save. Queued,
+        // not waited for, so that a chmod or utimensat is answered at once (a FUSE thread must
+        // not wait behind the durable saves of other files).
         if state != .open {
-            do {
-                try store.saveNow(durable: false) { self.state.withLock { $0.records[id]?.record } }
-            } catch {
+            let logger = self.logger
+            store.saveSoon { self.state.withLock { $0.records[id]?.record } } failed: { error in
                 logger.warning("Could not record the attributes of a file being written", metadata: ["error": "\(error)"])
             }
         }

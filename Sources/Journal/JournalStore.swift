@@ -164,6 +164,11 @@ final class JournalStore: Sendable {
         try await write(durable: false) { db in _ = try SavedRename.deleteOne(db, key: fileId) }
     }
 
+    /// Returns once every save queued so far (``saveSoon(current:failed:)``) ran.
+    func flushed() async {
+        _ = try? await database.read { _ in }
+    }
+
     /// Removes a record, blocking (while opening, before anything runs).
     func deleteNow(_ id: String) throws {
         _ = try database.write { db in try JournalRecord.deleteOne(db, key: id) }
@@ -174,14 +179,20 @@ final class JournalStore: Sendable {
         try database.write { db in try record.upsert(db) }
     }
 
-    /// Saves what `current` gives, blocking the calling thread (a short write, for callers that
-    /// answer a program at once).
-    func saveNow(durable: Bool, current: () -> JournalRecord?) throws {
-        try database.writeWithoutTransaction { db in
-            try db.cachedStatement(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
-            try db.inTransaction {
-                if let record = current() { try record.upsert(db) }
-                return .commit
+    /// Queues a save of what `current` gives when it runs, written without waiting for the disk
+    /// (it becomes durable with the next durable save), and returns at once: for callers that
+    /// answer a program without waiting behind the durable saves queued before. `failed` hears of
+    /// an error.
+    func saveSoon(current: @escaping @Sendable () -> JournalRecord?, failed: @escaping @Sendable (any Error) -> Void) {
+        database.asyncWriteWithoutTransaction { db in
+            do {
+                try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+                try db.inTransaction {
+                    if let record = current() { try record.upsert(db) }
+                    return .commit
+                }
+            } catch {
+                failed(error)
             }
         }
     }

@@ -154,13 +154,19 @@ extension MediaFilesystem {
     /// fetched (then call ``lookup(parent:name:)``).
     public func lookupNow(parent: InodeNumber, name: String) -> Lookup? {
         guard name.utf8.count <= 255 else { return nil }
-        return state.withLock { state -> Lookup? in
+        // The attributes are made outside the lock: they may read the attribute store.
+        let found = state.withLock { state -> Node?? in
             guard state.table[parent]?.item.kind == .folder, let listing = state.table.listing(parent),
                 clock.now - listing.fetched < configuration.directoryTTL
             else { return nil }
-            guard let inode = listing.children[name], let node = state.table[inode] else { return .missing }
+            guard let inode = listing.children[name], let node = state.table[inode] else { return .some(nil) }
             state.table.lookedUp(inode)
-            return .found(entry(node))
+            return .some(node)
+        }
+        switch found {
+        case nil: return nil
+        case .some(nil): return .missing
+        case .some(let node?): return .found(entry(node))
         }
     }
 
@@ -172,11 +178,12 @@ extension MediaFilesystem {
         try Self.checkName(name)
         let listing = try await listing(parent)
         guard let inode = listing.children[name] else { throw FilesystemError.notFound("'\(name)'") }
-        return try state.withLock { state throws(FilesystemError) -> EntryReply in
+        let node = try state.withLock { state throws(FilesystemError) -> Node in
             guard let node = state.table[inode] else { throw FilesystemError.notFound("'\(name)'") }
             state.table.lookedUp(inode)
-            return entry(node)
+            return node
         }
+        return entry(node)
     }
 
     /// `forget`: the kernel dropped `count` references.
@@ -203,17 +210,23 @@ extension MediaFilesystem {
         let directory = try directory(inode)
         let listing = try await listing(inode)
         let preloaded = storedAttributes(of: Array(listing.children.values))
-        return state.withLock { state in
-            var entries: [DirectoryEntry] = []
-            entries.reserveCapacity(listing.names.count + 2)
-            let parent = state.table[directory.parent] ?? directory
-            entries.append(DirectoryEntry(name: ".", attributes: attributes(of: directory), nextOffset: 1, isSelfOrParent: true))
-            entries.append(DirectoryEntry(name: "..", attributes: attributes(of: parent), nextOffset: 2, isSelfOrParent: true))
-            for name in listing.names {
-                guard let child = listing.children[name], let node = state.table[child] else { continue }
-                entries.append(
-                    DirectoryEntry(name: name, attributes: attributes(of: node, preloaded: preloaded), nextOffset: entries.count + 1, isSelfOrParent: false))
+        let (parent, children) = state.withLock { state in
+            let children = listing.names.compactMap { name -> (String, Node)? in
+                guard let child = listing.children[name], let node = state.table[child] else { return nil }
+                return (name, node)
             }
+            return (state.table[directory.parent] ?? directory, children)
+        }
+        // The attributes are made outside the lock: they may read the attribute store.
+        var entries: [DirectoryEntry] = []
+        entries.reserveCapacity(children.count + 2)
+        entries.append(DirectoryEntry(name: ".", attributes: attributes(of: directory), nextOffset: 1, isSelfOrParent: true))
+        entries.append(DirectoryEntry(name: "..", attributes: attributes(of: parent), nextOffset: 2, isSelfOrParent: true))
+        for (name, node) in children {
+            entries.append(
+                DirectoryEntry(name: name, attributes: attributes(of: node, preloaded: preloaded), nextOffset: entries.count + 1, isSelfOrParent: false))
+        }
+        return state.withLock { [entries] state in
             let handle = state.newHandle()
             state.directoryHandles[handle] = OpenDirectory(inode: inode, entries: entries)
             return handle
@@ -236,25 +249,31 @@ extension MediaFilesystem {
             return open.entries[max(0, offset)...].prefix(limit).filter { !$0.isSelfOrParent }.map(\.attributes.inode)
         }
         let preloaded = storedAttributes(of: batch)
-        return try state.withLock { state throws(FilesystemError) -> [DirectoryEntry] in
+        // The entries still listed, with their nodes; the attributes are made outside the lock
+        // (they may read the attribute store).
+        let current = try state.withLock { state throws(FilesystemError) -> [(DirectoryEntry, Node?)] in
             guard let open = state.directoryHandles[handle] else {
                 throw FilesystemError(EBADF, "directory handle \(handle) is not open")
             }
             guard offset < open.entries.count else { return [] }
             let listing = state.table.listings[open.inode]
-            var entries: [DirectoryEntry] = []
+            var entries: [(DirectoryEntry, Node?)] = []
             for entry in open.entries[max(0, offset)...] {
                 if entries.count >= limit { break }
                 guard !entry.isSelfOrParent, let listing else {
-                    entries.append(entry)
+                    entries.append((entry, nil))
                     continue
                 }
                 guard listing.children[entry.name] == entry.attributes.inode, let node = state.table[entry.attributes.inode] else { continue }
-                var current = entry
-                current.attributes = attributes(of: node, preloaded: preloaded)
-                entries.append(current)
+                entries.append((entry, node))
             }
             return entries
+        }
+        return current.map { entry, node in
+            guard let node else { return entry }
+            var current = entry
+            current.attributes = attributes(of: node, preloaded: preloaded)
+            return current
         }
     }
 

@@ -50,11 +50,12 @@ extension MediaFilesystem {
             if flags & O_EXCL != 0 { throw FilesystemError.exists(name) }
             if existing.item.kind == .folder { throw FilesystemError(EISDIR, "'\(name)' is a directory") }
             let handle = try await openForWriting(existing, flags: flags | O_TRUNC, context: context)
-            return try state.withLock { state throws(FilesystemError) in
+            let node = try state.withLock { state throws(FilesystemError) in
                 guard let node = state.table[existing.inode] else { throw FilesystemError.notFound("'\(name)'") }
                 state.table.lookedUp(existing.inode)
-                return (entry(node), handle)
+                return node
             }
+            return (entry(node), handle)
         }
         let displayName = NameMapping.displayName(for: name)
         let permissions = mode & 0o7777 & ~(context?.umask ?? 0o022)
@@ -67,7 +68,7 @@ extension MediaFilesystem {
         guard let pending = journal.entry(record) else { throw FilesystemError(EIO, "'\(name)' vanished from the journal") }
         let now = clock.now
         let opener = Self.threadGroup(of: context?.pid)
-        return state.withLock { state in
+        let (node, handle) = state.withLock { state in
             let inode = state.table.addChild(parent, name: name, item: .pending(pending), now: now)
             state.table[inode]?.mode = permissions
             state.table[inode]?.uid = context?.uid
@@ -75,8 +76,9 @@ extension MediaFilesystem {
             state.table.lookedUp(inode)
             let handle = state.newHandle()
             state.files[handle] = OpenFile(inode: inode, writable: true, record: record, opener: opener)
-            return (entry(state.table[inode]!), handle)
+            return (state.table[inode]!, handle)
         }
+        return (entry(node), handle)
     }
 
     /// `open` for writing. A file being written is shared (one record, whatever the number of

@@ -117,6 +117,8 @@ public final class MediaFilesystem: Sendable {
         await journal.stop()
         let task = eventTask.withLock { $0 }
         await task?.value
+        // Attribute changes are written in the background: all of them before the mount ends.
+        await attributeStore.flushed()
     }
 
     // MARK: Attributes
