@@ -147,6 +147,8 @@ extension Journal {
             state.wakeup = nil
             let transfers = Array(state.transfers.values) + Array(state.renameTasks.values)
             transfers.forEach { $0.cancel() }
+            // Tokens fetched ahead for files not yet sent: during an outage they would retry.
+            for runtime in state.records.values { runtime.token?.task.cancel() }
             for waiter in state.spaceWaiters.values { waiter.resume(throwing: JournalError.interrupted) }
             state.spaceWaiters = [:]
             // A cleanup cut short leaves its record abandoned; the next mount finishes it.

@@ -204,8 +204,10 @@ extension Journal {
             return (url, token)
         }
         let response: GenerateResumableUploadUrlResponse
+        // The token fetched ahead is waited for with this transfer: stopping the transfer (an
+        // unmount) stops its fetch, which during an outage would retry up to the outage limit.
         if let ahead = current.token, ahead.folder == record.parentFolderId, record.uploadToken == nil,
-            let fetched = try? await ahead.task.value
+            let fetched = try? await withTaskCancellationHandler(operation: { try await ahead.task.value }, onCancel: { ahead.task.cancel() })
         {
             response = fetched
         } else {
