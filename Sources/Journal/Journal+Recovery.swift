@@ -43,6 +43,9 @@ extension Journal {
             case .sealed, .finalizing, .finalized, .failed:
                 break
             }
+            if record.state != .finalized {
+                restoreSealedBytes(record)
+            }
             let attributes = try? FileManager.default.attributesOfItem(atPath: dataPath(record.id))
             var length = (attributes?[.size] as? NSNumber)?.int64Value
             if length == nil, record.state == .finalized, (try? DataFile(creating: dataPath(record.id))) != nil {
@@ -86,6 +89,30 @@ extension Journal {
         }
         for record in abandoned {
             releaseTask(record)
+        }
+    }
+
+    /// A small file's bytes, committed with its seal, written back into its data file: the data
+    /// file was never synced, so after a power loss it may be missing, short or zeroed.
+    private func restoreSealedBytes(_ record: JournalRecord) {
+        let bytes: Data?
+        do {
+            bytes = try store.sealedBytes(record.id)
+        } catch {
+            logger.warning("Could not read the sealed bytes of '\(record.displayName)'", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let bytes, Int64(bytes.count) == record.size else { return }
+        let path = dataPath(record.id)
+        let temporary = path + ".restoring"
+        do {
+            unlink(temporary)
+            let file = try DataFile(creating: temporary)
+            try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+            guard rename(temporary, path) == 0 else { throw DataFileError(errno, "rename", temporary) }
+        } catch {
+            unlink(temporary)
+            logger.warning("Could not restore the journal file of '\(record.displayName)': \(error)")
         }
     }
 

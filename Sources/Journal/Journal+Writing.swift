@@ -160,43 +160,108 @@ extension Journal {
         if last { try await seal(id) }
     }
 
-    /// The writer is done: makes the bytes durable (`fdatasync`, and the record committed with
-    /// its length) and queues the upload. What is sealed is uploaded and finalized exactly once,
-    /// even across a crash.
+    /// The writer is done: makes the bytes durable and queues the upload. What is sealed is
+    /// uploaded and finalized exactly once, even across a crash.
+    ///
+    /// A small file's bytes (up to ``sealedBytesLimit``) are committed with the record, in one
+    /// sync of the journal database; recovery writes them back into the data file. A larger
+    /// file's data file is synced (`fdatasync`, and its directory the first time), then the
+    /// record is committed with its length.
     public func seal(_ id: String) async throws(JournalError) {
         try await awaitPrefill(id)
         guard
-            let (file, needsDirectorySync) = try state.withLock({ state throws(JournalError) -> (DataFile, Bool)? in
+            let (file, size, needsDirectorySync) = try state.withLock({ state throws(JournalError) -> (DataFile, Int64, Bool)? in
                 guard let runtime = state.records[id], runtime.record.state == .open else { return nil }
-                return (try openData(&state, id), !runtime.directorySynced)
+                return (try openData(&state, id), runtime.size, !runtime.directorySynced)
             })
         else { return }
+        var bytes: Data?
+        if size <= Self.sealedBytesLimit, let read = try? file.read(at: 0, count: Int(size)), read.readableBytes == Int(size) {
+            bytes = Data(read.readableBytesView)
+        }
+        if let small = bytes {
+            // The commit is queued under the lock that marks the record sealed: a save of the
+            // record queued later (they save its state as it is when they run) comes after it.
+            let outcome: SmallSeal = await withCheckedContinuation { continuation in
+                let marked = sealing(id, length: Int64(small.count), synced: false) { record in
+                    store.seal(record, bytes: small) { error in
+                        continuation.resume(returning: error.map { .failed(record, $0) } ?? .committed)
+                    }
+                }
+                switch marked {
+                case nil: continuation.resume(returning: .gone)
+                case .changed: continuation.resume(returning: .changed)
+                case .sealed: break
+                }
+            }
+            switch outcome {
+            case .gone: return
+            case .committed:
+                state.withLock { state in
+                    enqueue(&state, id)
+                    schedule(&state)
+                }
+                return
+            case .failed(let record, let error):
+                throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
+            case .changed:
+                // Written meanwhile (another descriptor of the same writer): the data file is synced.
+                break
+            }
+        }
         do {
             try file.synchronize()
             if needsDirectorySync { try synchronizeDirectory(dataDirectory) }
         } catch {
             throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
         }
-        guard
-            let record = state.withLock({ state -> JournalRecord? in
-                guard var runtime = state.records[id], runtime.record.state == .open else { return nil }
-                runtime.record.state = .sealed
-                runtime.record.size = runtime.size
-                runtime.record.sealed = Date().timeIntervalSince1970
-                runtime.directorySynced = true
-                if runtime.writers == 0 && !runtime.sending { runtime.data = nil }
-                state.records[id] = runtime
-                return runtime.record
-            })
-        else { return }
+        guard case .sealed(let sealed)? = sealing(id, length: nil, synced: true) else { return }
         do {
-            try await store.save(record)
+            try await store.seal(sealed, bytes: nil)
         } catch {
-            throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
+            throw JournalError(EIO, "Recording '\(sealed.displayName)' in the journal failed: \(error)")
         }
         state.withLock { state in
             enqueue(&state, id)
             schedule(&state)
+        }
+    }
+
+    /// The largest file whose bytes a seal commits with its record (instead of syncing its data
+    /// file): the two syncs saved cost more than writing this much into the database's log.
+    static let sealedBytesLimit: Int64 = 128 << 10
+
+    private enum Sealing {
+        case sealed(JournalRecord)
+        /// Its length is no longer the one read.
+        case changed
+    }
+
+    private enum SmallSeal {
+        case committed
+        case failed(JournalRecord, any Error)
+        case changed
+        /// No longer open (sealed by another close, given up).
+        case gone
+    }
+
+    /// Marks an open record sealed (under the lock), if its length is still `length` (when
+    /// given), and hands the sealed record to `commit` before the lock is released. `synced`: its
+    /// data file and directory entry are durable.
+    private func sealing(
+        _ id: String, length: Int64?, synced: Bool, commit: (JournalRecord) -> Void = { _ in }
+    ) -> Sealing? {
+        state.withLock { state -> Sealing? in
+            guard var runtime = state.records[id], runtime.record.state == .open else { return nil }
+            if let length, runtime.size != length { return .changed }
+            runtime.record.state = .sealed
+            runtime.record.size = runtime.size
+            runtime.record.sealed = Date().timeIntervalSince1970
+            if synced { runtime.directorySynced = true }
+            if runtime.writers == 0 && !runtime.sending { runtime.data = nil }
+            state.records[id] = runtime
+            commit(runtime.record)
+            return .sealed(runtime.record)
         }
     }
 

@@ -103,6 +103,13 @@ final class JournalStore: Sendable {
                 table.column("lastError", .text)
             }
         }
+        migrator.registerMigration("v4-sealed-bytes") { db in
+            // The bytes of small files, committed with the record that seals them.
+            try db.create(table: "sealedBytes") { table in
+                table.primaryKey("id", .text)
+                table.column("bytes", .blob).notNull()
+            }
+        }
         return migrator
     }
 
@@ -130,9 +137,52 @@ final class JournalStore: Sendable {
         }
     }
 
-    /// Removes a record.
+    /// Seals a record, durably. `bytes` (a small file's whole content) are committed with it: one
+    /// sync of the database then makes both durable, instead of syncing the data file and its
+    /// directory too. Without `bytes`, the data file must be durable already, and bytes kept by
+    /// an earlier seal are dropped.
+    func seal(_ record: JournalRecord, bytes: Data?) async throws {
+        try await write(durable: true) { db in try Self.seal(record, bytes: bytes, db) }
+    }
+
+    /// Queues ``seal(_:bytes:)`` and returns at once; `completion` gets its error, if any.
+    func seal(_ record: JournalRecord, bytes: Data?, completion: @escaping @Sendable ((any Error)?) -> Void) {
+        database.asyncWriteWithoutTransaction { db in
+            do {
+                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                try db.inTransaction {
+                    try Self.seal(record, bytes: bytes, db)
+                    return .commit
+                }
+                completion(nil)
+            } catch {
+                completion(error)
+            }
+        }
+    }
+
+    private static func seal(_ record: JournalRecord, bytes: Data?, _ db: Database) throws {
+        try record.upsert(db)
+        if let bytes {
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO sealedBytes (id, bytes) VALUES (?, ?)").execute(arguments: [record.id, bytes])
+        } else {
+            try db.cachedStatement(sql: "DELETE FROM sealedBytes WHERE id = ?").execute(arguments: [record.id])
+        }
+    }
+
+    /// The bytes a seal committed with record `id`, if any.
+    func sealedBytes(_ id: String) throws -> Data? {
+        try database.read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM sealedBytes WHERE id = ?", arguments: [id]) }
+    }
+
+    /// Removes a record (and bytes its seal kept).
     func delete(_ id: String, durable: Bool = false) async throws {
-        try await write(durable: durable) { db in _ = try JournalRecord.deleteOne(db, key: id) }
+        try await write(durable: durable) { db in try Self.remove(id, db) }
+    }
+
+    private static func remove(_ id: String, _ db: Database) throws {
+        _ = try JournalRecord.deleteOne(db, key: id)
+        try db.cachedStatement(sql: "DELETE FROM sealedBytes WHERE id = ?").execute(arguments: [id])
     }
 
     private func write(durable: Bool, _ body: @escaping @Sendable (Database) throws -> Void) async throws {
@@ -171,7 +221,7 @@ final class JournalStore: Sendable {
 
     /// Removes a record, blocking (while opening, before anything runs).
     func deleteNow(_ id: String) throws {
-        _ = try database.write { db in try JournalRecord.deleteOne(db, key: id) }
+        try database.write { db in try Self.remove(id, db) }
     }
 
     /// Saves a record, blocking (while opening).

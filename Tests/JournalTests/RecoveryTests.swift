@@ -236,4 +236,50 @@ struct RecoveryTests {
             #expect(left.isEmpty, "\(left)")
         }
     }
+
+    /// What a power loss can leave of a data file that was never synced.
+    enum DataFileLoss: String, CaseIterable, Sendable {
+        case zeroed, short, missing
+    }
+
+    @Test("a small file's bytes, committed with its seal, come back when its data file was lost (never synced): the file saved is the one written", arguments: DataFileLoss.allCases)
+    func sealedBytesOutliveTheDataFile(loss: DataFileLoss) async throws {
+        try await Self.with { fixture in
+            let bytes = Data.random(40_000)
+            // The first process reaches no Media Manager: the file is written, closed (sealed) and
+            // queued when the process stops.
+            let unreachable = MediaManagerClient(
+                configuration: .init(baseURL: "http://127.0.0.1:1", apiKey: TestMediaServer.apiKey), httpClient: HTTPClient.shared,
+                logger: Self.logger)
+            let first = try Journal(
+                configuration: .init(directory: fixture.directory, scope: "test", writeBack: true),
+                client: unreachable, tus: fixture.tus, attributes: try AttributeStore(path: nil, scope: "test", logger: Self.logger),
+                logger: Self.logger)
+            first.start()
+            let id = try await first.create(.init(parentFolderId: FolderID.mediaRoot, displayName: "small.jpg", mimeType: "image/jpeg"))
+            #expect(try await first.write(id, at: 0, buffer: ByteBuffer(bytes: bytes)) == bytes.count)
+            try await first.detach(id)
+            #expect(first.uploadState(id) != "done")
+            // Stopping does not wait out the outage (the token fetch retries meanwhile).
+            let stopping = ContinuousClock.now
+            await first.stop()
+            #expect(ContinuousClock.now - stopping < .seconds(30))
+
+            let path = fixture.directory + "/data/\(id).data"
+            switch loss {
+            case .zeroed: try Data(count: bytes.count).write(to: URL(fileURLWithPath: path))
+            case .short: try bytes.prefix(1000).write(to: URL(fileURLWithPath: path))
+            case .missing: try FileManager.default.removeItem(atPath: path)
+            }
+            let status = try await fixture.resume { journal in await journal.drain(timeout: .seconds(30)) }
+            #expect(status.pending == 0 && status.failed == 0)
+            let files = try await fixture.files()
+            #expect(files.map(\.displayName) == ["small.jpg"])
+            #expect(files.first?.hash == Self.md5(bytes))
+            // Saved: the record and the bytes it kept left the journal.
+            let store = try JournalStore(directory: fixture.directory)
+            defer { store.unlock() }
+            #expect(try store.sealedBytes(id) == nil)
+        }
+    }
 }
