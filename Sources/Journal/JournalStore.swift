@@ -22,7 +22,7 @@ final class JournalStore: Sendable {
         guard descriptor >= 0 else {
             throw JournalError.unusable("Cannot open \(lockPath): \(String(cString: strerror(errno)))")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        guard Self.lock(descriptor) else {
             close(descriptor)
             throw JournalError.unusable(
                 "The cache directory \(directory) is in use by another mediafs mount; give each mount its own --cache-dir")
@@ -49,6 +49,18 @@ final class JournalStore: Sendable {
 
     deinit {
         unlock()
+    }
+
+    /// Takes the directory's lock, waiting up to a second for it. A lock given up a moment ago
+    /// can still be held: by a child process this one is starting (until it runs its program, it
+    /// holds a copy of every descriptor), or by a mount that is still stopping.
+    private static func lock(_ descriptor: Int32) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(1)
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, ContinuousClock.now < deadline else { return false }
+            usleep(10_000)
+        }
+        return true
     }
 
     /// Lets another journal open the directory (at shutdown; this one must not be used after).
