@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MediaManager
 import NIOCore
+import NIOPosix
 import Resumable
 import Synchronization
 
@@ -209,12 +210,7 @@ extension Journal {
                 break
             }
         }
-        do {
-            try file.synchronize()
-            if needsDirectorySync { try synchronizeDirectory(dataDirectory) }
-        } catch {
-            throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
-        }
+        try await synchronize(file, directory: needsDirectorySync)
         guard case .sealed(let sealed)? = sealing(id, length: nil, synced: true) else { return }
         do {
             try await store.seal(sealed, bytes: nil)
@@ -272,11 +268,7 @@ extension Journal {
         switch current {
         case .open:
             let file = try state.withLock { state throws(JournalError) in try openData(&state, id) }
-            do {
-                try file.synchronize()
-            } catch {
-                throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
-            }
+            try await synchronize(file, directory: false)
         case .sealed, .finalizing, .finalized:
             _ = try await finalized(id)
         case .failed, .abandoned:
@@ -467,7 +459,30 @@ extension Journal {
         if runtime.record.state == .open { state.transfers[runtime.record.id]?.cancel() }
     }
 
-    func synchronizeDirectory(_ path: String) throws(DataFileError) {
+    /// Makes `file` durable (and the data directory's entries, if asked), on a thread of NIO's
+    /// blocking-I/O pool: the sync of a large file can take seconds, and a task waiting in it on
+    /// the cooperative pool (two threads on two cores) would hold up every other request.
+    func synchronize(_ file: DataFile, directory: Bool) async throws(JournalError) {
+        let dataDirectory = self.dataDirectory
+        let result: Result<Void, DataFileError>
+        do {
+            result = try await NIOThreadPool.singleton.runIfActive {
+                Result { () throws(DataFileError) in
+                    try file.synchronize()
+                    if directory { try Self.synchronizeDirectory(dataDirectory) }
+                }
+            }
+        } catch {
+            throw JournalError(EIO, "Making the journal durable failed: \(error)")
+        }
+        do {
+            try result.get()
+        } catch {
+            throw JournalError(error.errno, "Making the journal durable failed: \(error.message)")
+        }
+    }
+
+    static func synchronizeDirectory(_ path: String) throws(DataFileError) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { throw DataFileError(errno, "open", path) }
         defer { close(descriptor) }
