@@ -197,25 +197,22 @@ extension Journal {
             }
             switch outcome {
             case .gone: return
-            case .committed:
-                state.withLock { state in
-                    enqueue(&state, id)
-                    schedule(&state)
-                }
-                return
+            case .committed: break
             case .failed(let record, let error):
                 throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
             case .changed:
                 // Written meanwhile (another descriptor of the same writer): the data file is synced.
-                break
+                bytes = nil
             }
         }
-        try await synchronize(file, directory: needsDirectorySync)
-        guard case .sealed(let sealed)? = sealing(id, length: nil, synced: true) else { return }
-        do {
-            try await store.seal(sealed, bytes: nil)
-        } catch {
-            throw JournalError(EIO, "Recording '\(sealed.displayName)' in the journal failed: \(error)")
+        if bytes == nil {
+            try await synchronize(file, directory: needsDirectorySync)
+            guard case .sealed(let sealed)? = sealing(id, length: nil, synced: true) else { return }
+            do {
+                try await store.seal(sealed, bytes: nil)
+            } catch {
+                throw JournalError(EIO, "Recording '\(sealed.displayName)' in the journal failed: \(error)")
+            }
         }
         state.withLock { state in
             enqueue(&state, id)

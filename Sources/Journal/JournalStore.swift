@@ -159,18 +159,7 @@ final class JournalStore: Sendable {
 
     /// Queues ``seal(_:bytes:)`` and returns at once; `completion` gets its error, if any.
     func seal(_ record: JournalRecord, bytes: Data?, completion: @escaping @Sendable ((any Error)?) -> Void) {
-        database.asyncWriteWithoutTransaction { db in
-            do {
-                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
-                try db.inTransaction {
-                    try Self.seal(record, bytes: bytes, db)
-                    return .commit
-                }
-                completion(nil)
-            } catch {
-                completion(error)
-            }
-        }
+        writeSoon(durable: true, { db in try Self.seal(record, bytes: bytes, db) }, completion: completion)
     }
 
     private static func seal(_ record: JournalRecord, bytes: Data?, _ db: Database) throws {
@@ -246,15 +235,25 @@ final class JournalStore: Sendable {
     /// answer a program without waiting behind the durable saves queued before. `failed` hears of
     /// an error.
     func saveSoon(current: @escaping @Sendable () -> JournalRecord?, failed: @escaping @Sendable (any Error) -> Void) {
+        writeSoon(durable: false, { db in if let record = current() { try record.upsert(db) } }) { error in
+            if let error { failed(error) }
+        }
+    }
+
+    /// ``write(durable:_:)`` queued: returns at once, `completion` gets the error, if any.
+    private func writeSoon(
+        durable: Bool, _ body: @escaping @Sendable (Database) throws -> Void, completion: @escaping @Sendable ((any Error)?) -> Void
+    ) {
         database.asyncWriteWithoutTransaction { db in
             do {
-                try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+                try db.cachedStatement(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL").execute()
                 try db.inTransaction {
-                    if let record = current() { try record.upsert(db) }
+                    try body(db)
                     return .commit
                 }
+                completion(nil)
             } catch {
-                failed(error)
+                completion(error)
             }
         }
     }
