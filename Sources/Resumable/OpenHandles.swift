@@ -1,5 +1,10 @@
+import Dispatch
 import NIOCore
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A descriptor lent to the channel that sends it with `sendfile`, closed once both of its
 /// holders let go: the request (when it ends, whatever the outcome) and the body's write (when
@@ -56,6 +61,19 @@ final class OpenHandles: Sendable {
             state.holders -= count(&state)
             return state.holders
         }
-        if left == 0 { try? handle.close() }
+        if left == 0 { close() }
+    }
+
+    /// Closes the descriptor. NIO refuses (`EBUSY`) while a channel is inside a call on it: then
+    /// it is closed as soon as that call returns. A handle left open would trap when released
+    /// in a debug build, and leak its descriptor in a release build.
+    private func close(attempt: Int = 0) {
+        do {
+            try handle.close()
+        } catch let error as IOError where error.errnoCode == EBUSY && attempt < 10_000 {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(200)) { self.close(attempt: attempt + 1) }
+        } catch {
+            // Closed already.
+        }
     }
 }
