@@ -18,7 +18,9 @@ extension Journal {
     /// retried after a backoff (forever in the background; a waiting close gives up after the
     /// outage limit); an unusable upload or token starts over; anything else fails the record.
     func setback(_ id: String, _ error: any Error) async {
-        if Self.isCancellation(error) { return }
+        // A transfer stopped on purpose (an unmount, the record written again or restarted):
+        // what its requests answered afterwards says nothing of the upload.
+        if Self.isCancellation(error) || Task.isCancelled { return }
         switch error {
         case TransferSetback.restartUpload(let why):
             await restartAfterSetback(id, why: why, newToken: false)
@@ -52,7 +54,9 @@ extension Journal {
         if state.withLock({ $0.records[id]?.record.state == .open }) {
             // Still being written: streaming waits for the close.
             state.withLock { state in
-                state.records[id]?.restart = true
+                guard var runtime = state.records[id], !runtime.restart else { return }
+                forgetUpload(&runtime)
+                state.records[id] = runtime
             }
             return
         }

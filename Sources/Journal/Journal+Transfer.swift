@@ -144,6 +144,8 @@ extension Journal {
                 return
             case .sealed:
                 let reopened = try runtime(id).reopened
+                await reach(.sending, id)
+                try Task.checkCancellation()
                 try await upload(id)
                 await reach(.uploaded, id)
                 try await markFinalizing(id, unlessReopenedSince: reopened)
@@ -270,9 +272,16 @@ extension Journal {
                 // terminate it.
                 let created = try await tus.create(
                     at: url, length: nil, metadata: metadata(claim.record, token: token), capabilities: capabilities)
-                state.withLock { state in
+                let recorded = state.withLock { state -> Bool in
+                    // Restarted meanwhile: this upload would hold bytes the file no longer has.
+                    guard state.records[id]?.restart == false else { return false }
                     state.records[id]?.record.tusLocation = created.url
                     state.records[id]?.record.tusLengthDeclared = false
+                    return true
+                }
+                guard recorded else {
+                    terminateInBackground(created.url)
+                    throw CancellationError()
                 }
                 try await persist(id)
                 location = created.url
@@ -296,13 +305,15 @@ extension Journal {
             }
             state.withLock { $0.streaming = true }
             acknowledge(id, acknowledged)
+            await reach(.streamed, id)
         }
     }
 
     /// The server holds `offset` bytes of the record's upload.
     private func acknowledge(_ id: String, _ offset: Int64) {
         state.withLock { state in
-            guard var runtime = state.records[id] else { return }
+            // Restarted: the offset is the given-up upload's.
+            guard var runtime = state.records[id], !runtime.restart else { return }
             let gained = offset - runtime.acknowledged
             if gained > 0 { state.meter.add(gained, at: clock.now) }
             runtime.acknowledged = offset

@@ -451,9 +451,25 @@ extension Journal {
     /// journal once the file is sealed.
     func restart(_ state: inout State, _ runtime: inout Runtime, reason: String) {
         logger.debug("'\(runtime.record.displayName)': the upload starts over (\(reason))")
+        if runtime.record.state == .open { state.transfers[runtime.record.id]?.cancel() }
+        forgetUpload(&runtime)
+    }
+
+    /// The record forgets its tus upload and the token it used, now rather than when the new
+    /// upload begins: the record is saved when sealed, and a process that dies before the new
+    /// upload begins must not leave a record that names the old one (the next process would
+    /// resume it, and the file saved would be the bytes sent before the change followed by the
+    /// rest). The old upload is terminated; a transfer still sending to it was cancelled.
+    func forgetUpload(_ runtime: inout Runtime) {
         runtime.restart = true
         runtime.acknowledged = 0
-        if runtime.record.state == .open { state.transfers[runtime.record.id]?.cancel() }
+        if let location = runtime.record.tusLocation { terminateInBackground(location) }
+        runtime.record.tusLocation = nil
+        runtime.record.tusLengthDeclared = false
+        runtime.record.acknowledged = 0
+        runtime.record.uploadToken = nil
+        runtime.record.uploadURL = nil
+        runtime.record.expectedFileId = nil
     }
 
     /// Makes `file` durable (and the data directory's entries, if asked), on a thread of NIO's

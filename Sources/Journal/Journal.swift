@@ -86,6 +86,10 @@ public final class Journal: Sendable {
     enum Checkpoint: Sendable {
         /// A new record is in the journal; ``create(_:)`` returns next.
         case created
+        /// The server acknowledged bytes an open record streamed; it streams more next.
+        case streamed
+        /// A sealed record's upload begins (or goes on) next.
+        case sending
         /// Every byte of a sealed record is on the server; the finalize comes next.
         case uploaded
         /// The Media Manager has the file; the follow-up steps come next.

@@ -7,6 +7,7 @@ import MediaManager
 import MediaServerTesting
 import NIOCore
 import Resumable
+import Synchronization
 import Testing
 
 @testable import Journal
@@ -234,6 +235,41 @@ struct RecoveryTests {
             await #expect(throws: ResumableError.self) { _ = try await fixture.tus.state(of: location) }
             let left = try FileManager.default.contentsOfDirectory(atPath: fixture.directory + "/data")
             #expect(left.isEmpty, "\(left)")
+        }
+    }
+
+    @Test("written behind what it had streamed, closed, and the process stops before the new upload: the next one sends the bytes written, not the old upload's")
+    func restartOutlivesTheProcess() async throws {
+        try await Self.with { fixture in
+            let before = Data.random(256 << 10)
+            let header = Data.random(64 << 10)
+            let first = try Journal(
+                configuration: .init(directory: fixture.directory, scope: "test", writeBack: true, streamChunk: 64 << 10),
+                client: fixture.client, tus: fixture.tus, attributes: try AttributeStore(path: nil, scope: "test", logger: Self.logger),
+                logger: Self.logger)
+            let streamed = Gate()
+            let sending = Gate()
+            first.hold([.streamed: streamed, .sending: sending])
+            first.start()
+            let id = try await first.create(.init(parentFolderId: FolderID.mediaRoot, displayName: "movie.mp4", mimeType: "video/mp4"))
+            #expect(try await first.write(id, at: 0, buffer: ByteBuffer(bytes: before)) == before.count)
+            // The server acknowledged what was streamed; then the program rewrites the header.
+            await streamed.reached()
+            #expect(try await first.write(id, at: 0, buffer: ByteBuffer(bytes: header)) == header.count)
+            try await first.detach(id)
+            streamed.open()
+            // The sealed file's upload is about to begin when the process stops.
+            await sending.reached()
+            let stopping = Task { await first.stop() }
+            while !first.state.withLock({ $0.stopping }) { await Task.yield() }
+            sending.open()
+            await stopping.value
+
+            let status = try await fixture.resume { journal in await journal.drain(timeout: .seconds(30)) }
+            #expect(status.pending == 0 && status.failed == 0)
+            let files = try await fixture.files()
+            #expect(files.map(\.displayName) == ["movie.mp4"])
+            #expect(files.first?.hash == Self.md5(header + before.dropFirst(header.count)))
         }
     }
 
