@@ -57,23 +57,24 @@ extension Journal {
     /// file, if it was saved meanwhile, and the files it was to replace (deleting a file you just
     /// overwrote leaves neither).
     public func discard(_ id: String) async throws(JournalError) -> [String] {
-        let pending = state.withLock { state -> (JournalRecord.State, [String])? in
-            guard let runtime = state.records[id] else { return nil }
-            return (runtime.record.state, runtime.record.replacing)
-        }
-        guard let (current, replacing) = pending else {
+        guard let current = state.withLock({ $0.records[id]?.record.state }) else {
             // Saved just before (the caller had not yet heard): the saved file goes.
             return savedFile(id).map { [$0.id] } ?? []
         }
         switch current {
-        case .finalizing, .finalized:
-            // Being saved: let it finish (it trashes what it replaces), then the caller trashes it.
-            return [try await finalized(id).id]
         case .open, .sealed, .failed, .abandoned:
             // What it replaced is the caller's to trash: hidden at once (a listing read before the
-            // trash must not show it).
-            await abandon(id, because: JournalError(ENOENT, "The file was deleted while it was being written"), hidingReplaced: true)
-            return replacing
+            // trash must not show it). Given up only if its finalize has not begun meanwhile.
+            await reach(.discarding, id)
+            let reason = JournalError(ENOENT, "The file was deleted while it was being written")
+            if let abandoned = await abandon(id, because: reason, hidingReplaced: true, unlessSaving: true) {
+                return abandoned.replacing
+            }
+            if state.withLock({ $0.records[id] == nil }) { return savedFile(id).map { [$0.id] } ?? [] }
+        case .finalizing, .finalized:
+            break
         }
+        // Being saved: let it finish (it trashes what it replaces), then the caller trashes it.
+        return [try await finalized(id).id]
     }
 }

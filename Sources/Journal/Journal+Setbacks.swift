@@ -138,19 +138,29 @@ extension Journal {
     /// the outage limit, and an unlink must not wait that long.
     /// `hidingReplaced`: the files it replaced go to the trash too (the caller trashes them), so
     /// they stay hidden from listings, from the moment the record no longer hides them.
-    func abandon(_ id: String, because reason: JournalError, hidingReplaced: Bool = false) async {
+    ///
+    /// - Parameter unlessSaving: leave the record alone if it is being finalized or was
+    ///   finalized (checked under the same lock: a finalize that may have reached the server
+    ///   must not be forgotten).
+    /// - Returns: the record given up, or `nil` when there was none (or it was being saved).
+    @discardableResult
+    func abandon(_ id: String, because reason: JournalError, hidingReplaced: Bool = false, unlessSaving: Bool = false) async
+        -> JournalRecord?
+    {
         guard
             let record = state.withLock({ state -> JournalRecord? in
                 guard let runtime = state.records[id] else { return nil }
+                if unlessSaving, runtime.record.state == .finalizing || runtime.record.state == .finalized { return nil }
                 state.transfers[id]?.cancel()
                 if hidingReplaced { noteTrashed(&state, runtime.record.replacing) }
                 forget(&state, id, outcome: .failure(reason))
                 return runtime.record
             })
-        else { return }
+        else { return nil }
         try? FileManager.default.removeItem(atPath: dataPath(id))
         emit(.abandoned(record: id))
         releaseTask(record)
+        return record
     }
 
     /// Starts removing an abandoned record for good, terminating its tus upload first (if that

@@ -98,6 +98,8 @@ public final class Journal: Sendable {
         case completed
         /// A rename of a saved file is sent next (the id is the file's).
         case renaming
+        /// A pending file was deleted; its record is given up next, unless it is being saved.
+        case discarding
     }
 
     /// The per-record runtime state (memory only).

@@ -38,4 +38,34 @@ struct CompletionRaceTests {
             }
         }
     }
+
+    @Test("a file deleted as its finalize begins is not forgotten while the Media Manager saves it: the deletion trashes the saved file")
+    func deletedAsItsFinalizeBegins() async throws {
+        try await RecoveryTests.with { fixture in
+            try await fixture.resume { journal in
+                let uploaded = Gate()
+                let discarding = Gate()
+                let finalized = Gate()
+                journal.hold([.uploaded: uploaded, .discarding: discarding, .finalized: finalized])
+                defer { [uploaded, discarding, finalized].forEach { $0.open() } }
+                let id = try await journal.create(
+                    Journal.NewFile(parentFolderId: FolderID.mediaRoot, displayName: "d.bin", mimeType: "application/octet-stream"))
+                _ = try await journal.write(id, at: 0, buffer: ByteBuffer(bytes: Data.random(5000)))
+                try await journal.detach(id)
+                // Its bytes are on the server; the deletion finds the record not yet finalizing...
+                await uploaded.reached()
+                let deleting = Task { try await journal.discard(id) }
+                await discarding.reached()
+                // ... and before it gives the record up, the finalize goes through.
+                uploaded.open()
+                await finalized.reached()
+                discarding.open()
+                finalized.open()
+                let trash = try await deleting.value
+                let saved = try await fixture.files().map(\.id)
+                #expect(saved.count == 1)
+                #expect(trash == saved, "the saved file is the caller's to trash")
+            }
+        }
+    }
 }
