@@ -2,6 +2,7 @@ import Crypto
 import FaultInjection
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A loopback TCP server that the link-emulation tests reach through a ``FaultProxy``: it echoes,
 /// swallows (and reports what it got, when) or produces bytes.
@@ -50,9 +51,12 @@ final class PeerServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: "127.0.0.1", port: 0) { child in
                 child.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    let arrivals = Arrivals()
+                    try child.pipeline.syncOperations.addHandler(ArrivalHandler(arrivals))
+                    let channel = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: child,
-                        configuration: .init(isOutboundHalfClosureEnabled: true))
+                        configuration: .init(backPressureStrategy: inboundBuffering, isOutboundHalfClosureEnabled: true))
+                    return (channel, arrivals)
                 }
             }
         let (reports, continuation) = AsyncStream.makeStream(of: Report.self)
@@ -60,8 +64,8 @@ final class PeerServer: Sendable {
             try? await server.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
                     do {
-                        for try await connection in connections {
-                            group.addTask { await serve(connection, mode: mode, reports: continuation) }
+                        for try await (connection, arrivals) in connections {
+                            group.addTask { await serve(connection, arrivals: arrivals, mode: mode, reports: continuation) }
                         }
                     } catch {}
                 }
@@ -77,8 +81,14 @@ final class PeerServer: Sendable {
         await task.value
     }
 
+    /// How much a connection reads ahead of the task consuming it (in reads): enough that a
+    /// late task (the cooperative pool is shared with every suite running in parallel) does not
+    /// hold back the proxy, which would then measure the task rather than the link.
+    static let inboundBuffering = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 256, highWatermark: 4096)
+
     private static func serve(
         _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+        arrivals: Arrivals,
         mode: Mode,
         reports: AsyncStream<Report>.Continuation
     ) async {
@@ -97,9 +107,6 @@ final class PeerServer: Sendable {
             do {
                 try await connection.executeThenClose { inbound, _ in
                     for try await buffer in inbound {
-                        let now = ContinuousClock.now
-                        if report.firstByte == nil { report.firstByte = now }
-                        report.lastByte = now
                         report.bytes += buffer.readableBytes
                         buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
                         if let expected, report.bytes >= expected { break }
@@ -108,6 +115,7 @@ final class PeerServer: Sendable {
             } catch {
                 report.failed = true
             }
+            (report.firstByte, report.lastByte) = arrivals.range
             report.digest = Array(hasher.finalize())
             reports.yield(report)
         case .source(let payload):
@@ -122,6 +130,35 @@ final class PeerServer: Sendable {
                 while try await iterator.next() != nil {}
             }
         }
+    }
+}
+
+/// When bytes reached a peer connection: noted on its event loop as they are read, not when the
+/// task consuming them gets to them.
+final class Arrivals: Sendable {
+    private let instants = Mutex<(first: ContinuousClock.Instant?, last: ContinuousClock.Instant?)>((nil, nil))
+
+    func note(_ instant: ContinuousClock.Instant) {
+        instants.withLock { instants in
+            if instants.first == nil { instants.first = instant }
+            instants.last = instant
+        }
+    }
+
+    var range: (first: ContinuousClock.Instant?, last: ContinuousClock.Instant?) { instants.withLock { $0 } }
+}
+
+/// Notes each read's arrival, then passes it on.
+private final class ArrivalHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let arrivals: Arrivals
+
+    init(_ arrivals: Arrivals) { self.arrivals = arrivals }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        arrivals.note(.now)
+        context.fireChannelRead(data)
     }
 }
 
