@@ -105,7 +105,7 @@ public final class AttributeStore: Sendable {
 
     /// The stored attributes of `id`, if they were stored for content `hash`.
     public func attributes(id: String, hash: String) -> Stored? {
-        lookup([id])[id].flatMap { $0.hash == hash ? $0 : nil }
+        lookup([id])[id]?.matching(hash)
     }
 
     /// The stored attributes of many items at once (one query for those not cached), by id,
@@ -164,7 +164,7 @@ public final class AttributeStore: Sendable {
     public func update(id: String, hash: String, _ change: @escaping @Sendable (inout Stored) -> Void) {
         guard let database else {
             cache.withLock { cache in
-                var stored = cache.entries[id].flatMap { $0 }.flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
+                var stored = cache.entries[id].flatMap { $0 }?.matching(hash) ?? Stored(hash: hash)
                 change(&stored)
                 cache.put(id, stored)
             }
@@ -177,7 +177,7 @@ public final class AttributeStore: Sendable {
             var stored: Stored
             do {
                 let row = try Row.fetchOne(db, sql: "SELECT * FROM attributes WHERE scope = ? AND id = ?", arguments: [scope, id])
-                stored = row.map(Self.stored).flatMap { $0.hash == hash ? $0 : nil } ?? Stored(hash: hash)
+                stored = row.map(Self.stored)?.matching(hash) ?? Stored(hash: hash)
             } catch {
                 stored = Stored(hash: hash)
                 logger.warning("Could not read stored attributes", metadata: ["error": "\(error)"])
@@ -204,5 +204,13 @@ public final class AttributeStore: Sendable {
     public func flushed() async {
         guard let database else { return }
         _ = try? await database.read { _ in }
+    }
+}
+
+extension AttributeStore.Stored {
+    /// These attributes, if they were stored for content `hash` (else they are another
+    /// content's, and do not apply).
+    func matching(_ hash: String) -> Self? {
+        self.hash == hash ? self : nil
     }
 }
