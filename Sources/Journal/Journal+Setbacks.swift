@@ -104,7 +104,9 @@ extension Journal {
     /// user removes it.
     func fail(_ id: String, _ problem: String) async {
         let outcome = state.withLock { state -> (JournalRecord, Bool)? in
-            guard var runtime = state.records[id] else { return nil }
+            // Stopped meanwhile (written again, unmounted): the failure is no longer the record's.
+            // Checked under the lock that cancels transfers.
+            guard var runtime = state.records[id], !Task.isCancelled else { return nil }
             let waited = !configuration.writeBack && !runtime.waiters.isEmpty && runtime.record.state == .sealed
             if !waited {
                 runtime.record.state = .failed

@@ -371,9 +371,18 @@ extension Journal {
             let created = try await tus.create(
                 at: url, length: size, metadata: metadata(record, token: token), capabilities: capabilities, sending: try dataFile(id),
                 range: first)
-            state.withLock { state in
+            let recorded = state.withLock { state -> Bool in
+                // Written again meanwhile: the upload has the old length and bytes.
+                guard let runtime = state.records[id], runtime.record.state == .sealed, runtime.reopened == current.reopened,
+                    !runtime.restart
+                else { return false }
                 state.records[id]?.record.tusLocation = created.url
                 state.records[id]?.record.tusLengthDeclared = true
+                return true
+            }
+            guard recorded else {
+                terminateInBackground(created.url)
+                throw CancellationError()
             }
             try await persist(id)
             location = created.url

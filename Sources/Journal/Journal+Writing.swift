@@ -108,11 +108,21 @@ extension Journal {
     /// Another handle opens a record for writing. Returns `false` when the record is saved
     /// already (or being saved, or gone): the caller then changes the saved file.
     public func attach(_ id: String) async throws(JournalError) -> Bool {
-        guard try await reopenIfClosed(id) else { return false }
-        return state.withLock { state in
-            guard state.records[id]?.record.state == .open else { return false }
-            state.records[id]?.writers += 1
-            return true
+        while true {
+            guard try await reopenIfClosed(id) else { return false }
+            let attached = state.withLock { state -> Bool? in
+                switch state.records[id]?.record.state {
+                case .open?:
+                    state.records[id]?.writers += 1
+                    return true
+                case .sealed?, .failed?:
+                    // Closed again (by another handle) while the reopening was recorded: again.
+                    return nil
+                case .finalizing?, .finalized?, .abandoned?, nil:
+                    return false
+                }
+            }
+            if let attached { return attached }
         }
     }
 
@@ -137,7 +147,8 @@ extension Journal {
         case .some(.none): return false
         case .some(.some(let record)):
             do {
-                try await store.save(record)
+                // Its state when the write runs: a seal queued meanwhile is not undone.
+                try await persist(id, durable: true)
             } catch {
                 throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
             }
@@ -181,21 +192,7 @@ extension Journal {
             bytes = Data(read.readableBytesView)
         }
         if let small = bytes {
-            // The commit is queued under the lock that marks the record sealed: a save of the
-            // record queued later (they save its state as it is when they run) comes after it.
-            let outcome: SmallSeal = await withCheckedContinuation { continuation in
-                let marked = sealing(id, length: Int64(small.count), synced: false) { record in
-                    store.seal(record, bytes: small) { error in
-                        continuation.resume(returning: error.map { .failed(record, $0) } ?? .committed)
-                    }
-                }
-                switch marked {
-                case nil: continuation.resume(returning: .gone)
-                case .changed: continuation.resume(returning: .changed)
-                case .sealed: break
-                }
-            }
-            switch outcome {
+            switch await commitSeal(id, length: Int64(small.count), synced: false, bytes: small) {
             case .gone: return
             case .committed: break
             case .failed(let record, let error):
@@ -207,11 +204,11 @@ extension Journal {
         }
         if bytes == nil {
             try await synchronize(file, directory: needsDirectorySync)
-            guard case .sealed(let sealed)? = sealing(id, length: nil, synced: true) else { return }
-            do {
-                try await store.seal(sealed, bytes: nil)
-            } catch {
-                throw JournalError(EIO, "Recording '\(sealed.displayName)' in the journal failed: \(error)")
+            switch await commitSeal(id, length: nil, synced: true, bytes: nil) {
+            case .gone, .changed: return
+            case .committed: break
+            case .failed(let record, let error):
+                throw JournalError(EIO, "Recording '\(record.displayName)' in the journal failed: \(error)")
             }
         }
         state.withLock { state in
@@ -230,12 +227,31 @@ extension Journal {
         case changed
     }
 
-    private enum SmallSeal {
+    private enum SealCommit {
         case committed
         case failed(JournalRecord, any Error)
+        /// Its length is no longer the one read.
         case changed
         /// No longer open (sealed by another close, given up).
         case gone
+    }
+
+    /// Marks the record sealed and commits it (with `bytes`, a small file's content). The commit
+    /// is queued under the lock that marks the record sealed: a save of the record queued later
+    /// (they save its state as it is when they run, a reopening's included) comes after it.
+    private func commitSeal(_ id: String, length: Int64?, synced: Bool, bytes: Data?) async -> SealCommit {
+        await withCheckedContinuation { continuation in
+            let marked = sealing(id, length: length, synced: synced) { record in
+                store.seal(record, bytes: bytes) { error in
+                    continuation.resume(returning: error.map { .failed(record, $0) } ?? .committed)
+                }
+            }
+            switch marked {
+            case nil: continuation.resume(returning: .gone)
+            case .changed: continuation.resume(returning: .changed)
+            case .sealed: break
+            }
+        }
     }
 
     /// Marks an open record sealed (under the lock), if its length is still `length` (when
@@ -437,6 +453,11 @@ extension Journal {
     // MARK: Changing state (under the lock)
 
     /// A sealed (or failed) record is written again: it is open once more, its upload stops.
+    ///
+    /// Its upload, if one began, is given up: a sealed record's upload is created with the
+    /// sealed length (or has declared it), so the server would refuse the bytes of a longer file
+    /// and take a same-length rewrite for the old content; and what it holds may predate the
+    /// bytes written now.
     func reopen(_ state: inout State, _ runtime: inout Runtime) {
         runtime.record.state = .open
         runtime.reopened += 1
@@ -445,6 +466,9 @@ extension Journal {
         runtime.consecutiveFailures = 0
         runtime.notBefore = nil
         state.transfers[runtime.record.id]?.cancel()
+        if runtime.record.tusLocation != nil || runtime.claimed > 0 || runtime.sending {
+            forgetUpload(&runtime)
+        }
     }
 
     /// The tus upload no longer matches the bytes: it is given up and a new one is sent from the

@@ -217,6 +217,9 @@ public final class MediaFilesystem: Sendable {
         let now = clock.now
         let updated = state.withLock { state -> Node? in
             guard var current = state.table[inode] else { return nil }
+            // The inode may hold another item by now (a save completed into it meanwhile): what
+            // was fetched describes the one it held, and must not overwrite the new one.
+            guard current.item.id == node.item.id, !current.item.isPending else { return current }
             current.item.size = item.size
             current.item.updated = item.updated
             current.item.url = item.url

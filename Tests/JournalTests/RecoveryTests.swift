@@ -38,10 +38,12 @@ struct RecoveryTests {
         }
 
         /// A journal over the directory, started; stopped after `body`.
-        func resume<T>(_ body: (Journal) async throws -> T) async throws -> T {
+        func resume<T>(configure: (inout Journal.Configuration) -> Void = { _ in }, _ body: (Journal) async throws -> T) async throws -> T {
             let attributes = try AttributeStore(path: nil, scope: "test", logger: RecoveryTests.logger)
+            var configuration = Journal.Configuration(directory: directory, scope: "test", writeBack: true)
+            configure(&configuration)
             let journal = try Journal(
-                configuration: .init(directory: directory, scope: "test", writeBack: true),
+                configuration: configuration,
                 client: client, tus: tus, attributes: attributes, logger: RecoveryTests.logger)
             journal.start()
             do {
