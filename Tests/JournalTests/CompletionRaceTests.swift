@@ -48,10 +48,7 @@ struct CompletionRaceTests {
                 let finalized = Gate()
                 journal.hold([.uploaded: uploaded, .discarding: discarding, .finalized: finalized])
                 defer { [uploaded, discarding, finalized].forEach { $0.open() } }
-                let id = try await journal.create(
-                    Journal.NewFile(parentFolderId: FolderID.mediaRoot, displayName: "d.bin", mimeType: "application/octet-stream"))
-                _ = try await journal.write(id, at: 0, buffer: ByteBuffer(bytes: Data.random(5000)))
-                try await journal.detach(id)
+                let id = try await journal.closedFile("d.bin", Data.random(5000))
                 // Its bytes are on the server; the deletion finds the record not yet finalizing...
                 await uploaded.reached()
                 let deleting = Task { try await journal.discard(id) }
