@@ -45,13 +45,19 @@ extension Journal {
     /// Drops a rename not yet sent (the file is deleted, or renamed through the API); returns it,
     /// so that the caller trashes what it replaced. `hidingReplaced`: the caller trashes them,
     /// so they stay hidden from listings (they no longer are through the rename).
+    ///
+    /// A rename request already on its way is waited for (else it could reach the server after
+    /// the caller's own change and undo it); one not yet sent never goes.
     public func cancelRename(of fileId: String, hidingReplaced: Bool = false) async -> SavedRename? {
-        let removed = state.withLock { state -> SavedRename? in
+        let removed = state.withLock { state -> (SavedRename, Task<Void, Never>?)? in
             guard let rename = state.renames.removeValue(forKey: fileId) else { return nil }
             if hidingReplaced { noteTrashed(&state, rename.replacing) }
-            return rename
+            let task = state.renameTasks[fileId]
+            if !state.renamesInFlight.contains(fileId) { task?.cancel() }
+            return (rename, task)
         }
-        guard let rename = removed else { return nil }
+        guard let (rename, task) = removed else { return nil }
+        await task?.value
         try? await store.deleteRename(fileId)
         return rename
     }
@@ -70,6 +76,15 @@ extension Journal {
         while !Task.isCancelled {
             guard let rename = state.withLock({ $0.renames[fileId] }) else { break }
             await reach(.renaming, fileId)
+            // Still the one to send (not cancelled or replaced meanwhile); in flight from here on,
+            // under the lock a cancellation takes.
+            let current = state.withLock { state -> Bool in
+                guard !Task.isCancelled, state.renames[fileId] == rename else { return false }
+                state.renamesInFlight.insert(fileId)
+                return true
+            }
+            guard current else { continue }
+            defer { _ = state.withLock { $0.renamesInFlight.remove(fileId) } }
             do {
                 _ = try await client.files.update(id: fileId, displayName: rename.displayName)
                 if !rename.replacing.isEmpty {
@@ -82,9 +97,10 @@ extension Journal {
                 // Done, unless a newer rename of the file came meanwhile.
                 let done = state.withLock { state -> Bool in
                     noteTrashed(&state, rename.replacing)
+                    // Replaced or cancelled meanwhile: the place is not this one's to note.
+                    guard state.renames[fileId] == rename else { return false }
                     // Renamed: a listing read before shows the old name.
                     notePlaced(&state, fileId: fileId, folderId: rename.folderId, displayName: rename.displayName)
-                    guard state.renames[fileId] == rename else { return false }
                     state.renames[fileId] = nil
                     return true
                 }
@@ -97,7 +113,7 @@ extension Journal {
                 _ = await cancelRename(of: fileId)
                 break
             } catch {
-                if Self.isCancellation(error) { break }
+                if Self.isCancellation(error) || state.withLock({ $0.renames[fileId] == nil }) { break }
                 failures += 1
                 logger.warning("Renaming a saved file to '\(rename.displayName)' failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: configuration.retry.delay(forAttempt: failures - 1))

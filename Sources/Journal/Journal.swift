@@ -162,6 +162,9 @@ public final class Journal: Sendable {
         /// Renames of saved files not yet sent, by file id, and the tasks sending them.
         var renames: [String: SavedRename] = [:]
         var renameTasks: [String: Task<Void, Never>] = [:]
+        /// Saved files whose rename request is on its way to the server (a cancellation waits
+        /// for it rather than race it).
+        var renamesInFlight: Set<String> = []
         /// Terminations of abandoned uploads in progress.
         var cleanups: [UUID: Task<Void, Never>] = [:]
         /// How records finished, for a waiter that comes after (bounded).

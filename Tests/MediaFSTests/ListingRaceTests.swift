@@ -67,6 +67,29 @@ struct ListingRaceTests {
         }
     }
 
+    @Test("a rename of a saved file cancelled before it was sent (the file moved elsewhere meanwhile) is never sent: it cannot undo the move")
+    func cancelledRenameIsNeverSent() async throws {
+        try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
+            let file = try await fx.upload("x.txt", Data("one".utf8))
+            #expect(try await fx.names(1) == ["x.txt"])
+            let journal = fx.filesystem.journal
+            let renaming = Gate()
+            journal.hold([.renaming: renaming])
+            defer { renaming.open() }
+            try await fx.filesystem.rename(parent: 1, name: "x.txt", newParent: 1, newName: "y.txt", flags: 0)
+            // The rename's sender has read it and is about to send it when a move to another
+            // folder cancels it (and would then send its own change).
+            await renaming.reached()
+            let sender = try #require(journal.state.withLock { $0.renameTasks[file.id] })
+            let cancelling = Task { await journal.cancelRename(of: file.id) }
+            while journal.pendingRename(of: file.id) != nil { await Task.yield() }
+            renaming.open()
+            #expect(await cancelling.value?.displayName == "y.txt")
+            await sender.value
+            #expect(try await fx.client.files.get(id: file.id).displayName == "x.txt")
+        }
+    }
+
     @Test("a listing read before a saved file was moved where it was renamed to, applied after, shows it only there")
     func listingReadBeforeTheMove() async throws {
         try await FilesystemFixture.with(configure: { $0.directoryTTL = .seconds(600) }, writeBack: true) { fx in
