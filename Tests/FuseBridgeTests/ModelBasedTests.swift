@@ -55,7 +55,8 @@ struct ModelBasedTests {
         if writeBack {
             // Known and open (README, "Known limits"): with write-back, an upload completing in
             // the background can still race the next change of the same file. Reported here, not
-            // failing the run, until fixed (seed 782530321 found a mode lost and an EIO append).
+            // failing the run, until fixed (seeds 782530321 and 2509421943 found symptoms whose
+            // causes are fixed since; the stress suite still meets one).
             withKnownIssue(StressTests.writeBackRace, isIntermittent: true) {
                 Issue.record(Comment(rawValue: report))
             }
