@@ -16,24 +16,30 @@ extension Journal {
     /// Writes `bytes` at `offset` now, if nothing has to be waited for: the common case, which
     /// the FUSE bridge calls on its own thread with the kernel's buffer (no copy, no task).
     ///
-    /// - Returns: `false` when the write must wait (for room in the journal, or for the file's
-    ///   current content to arrive): call ``write(_:at:buffer:)`` instead.
-    public func writeNow(_ id: String, at offset: Int64, bytes: UnsafeRawBufferPointer) throws(JournalError) -> Bool {
+    /// - Parameter appending: the write goes at the file's end, whatever `offset` says (`O_APPEND`:
+    ///   the kernel's idea of the length can be behind the journal's).
+    /// - Returns: the offset written at, or `nil` when the write must wait (for room in the
+    ///   journal, or for the file's current content to arrive): call ``write(_:at:buffer:appending:)``
+    ///   instead.
+    public func writeNow(_ id: String, at offset: Int64, bytes: UnsafeRawBufferPointer, appending: Bool = false) throws(JournalError)
+        -> Int64?
+    {
         guard offset >= 0 else { throw JournalError(EINVAL, "Negative offset \(offset)") }
-        let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
-        guard !overflow else { throw JournalError(EFBIG, "A write at offset \(offset) is too large") }
-        return try state.withLock { state throws(JournalError) -> Bool in
+        return try state.withLock { state throws(JournalError) -> Int64? in
             guard state.records[id] != nil else { throw JournalError.unknown(id) }
             let file = try openData(&state, id)
             guard var runtime = state.records[id] else { throw JournalError.unknown(id) }
-            if runtime.prefill != nil { return false }
+            if runtime.prefill != nil { return nil }
             switch runtime.record.state {
             case .open: break
-            case .sealed, .failed: return false
+            case .sealed, .failed: return nil
             case .finalizing, .finalized, .abandoned:
                 throw JournalError(ESTALE, "'\(runtime.record.displayName)' was already saved; reopen it to change it")
             }
-            if end > runtime.size, mustWaitForRoom(state, writing: id) { return false }
+            let offset = appending ? runtime.size : offset
+            let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
+            guard !overflow else { throw JournalError(EFBIG, "A write at offset \(offset) is too large") }
+            if end > runtime.size, mustWaitForRoom(state, writing: id) { return nil }
             if offset < runtime.claimed && !runtime.restart {
                 restart(&state, &runtime, reason: "a write at \(offset), behind the \(runtime.claimed) bytes already sent")
             }
@@ -46,22 +52,25 @@ extension Journal {
             state.records[id] = runtime
             account(&state, id)
             startStreaming(&state, id)
-            return true
+            return offset
         }
     }
 
     /// Writes `buffer` at `offset`, waiting for room in the journal (never failing for the lack
     /// of it) and for the file's current content when it is being downloaded.
-    public func write(_ id: String, at offset: Int64, buffer: ByteBuffer) async throws(JournalError) -> Int {
+    ///
+    /// - Returns: the offset written at (the file's end when `appending`).
+    @discardableResult
+    public func write(_ id: String, at offset: Int64, buffer: ByteBuffer, appending: Bool = false) async throws(JournalError) -> Int64 {
         while true {
             try await awaitPrefill(id)
             guard try await reopenIfClosed(id) else {
                 throw JournalError(ESTALE, "The file was already saved; reopen it to change it")
             }
-            let done = try buffer.withUnsafeReadableBytes { bytes throws(JournalError) in
-                try writeNow(id, at: offset, bytes: bytes)
+            let written = try buffer.withUnsafeReadableBytes { bytes throws(JournalError) in
+                try writeNow(id, at: offset, bytes: bytes, appending: appending)
             }
-            if done { return buffer.readableBytes }
+            if let written { return written }
             try await awaitRoom(writing: id)
         }
     }

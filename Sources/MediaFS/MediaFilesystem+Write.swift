@@ -15,6 +15,9 @@ struct OpenFile: Sendable {
     let inode: InodeNumber
     /// Opened for writing (`O_WRONLY` or `O_RDWR`).
     let writable: Bool
+    /// Opened with `O_APPEND`: every write goes at the file's end as the journal knows it (the
+    /// kernel's length can be behind: a short read by another handle of older content shrinks it).
+    var appending = false
     /// The journal record it writes (or, read-only, the pending file it reads).
     var record: String?
     /// The bytes of a pending file opened read-only (readable after the record leaves the journal).
@@ -75,7 +78,7 @@ extension MediaFilesystem {
             state.table[inode]?.gid = context?.gid
             state.table.lookedUp(inode)
             let handle = state.newHandle()
-            state.files[handle] = OpenFile(inode: inode, writable: true, record: record, opener: opener)
+            state.files[handle] = OpenFile(inode: inode, writable: true, appending: flags & O_APPEND != 0, record: record, opener: opener)
             return (state.table[inode]!, handle)
         }
         return (entry(node), handle)
@@ -94,7 +97,7 @@ extension MediaFilesystem {
             if let record = current.item.record {
                 if try await journaled({ try await journal.attach(record) }) {
                     if truncate { try await journaled { try await journal.truncate(record, to: 0) } }
-                    return register(OpenFile(inode: node.inode, writable: true, record: record, opener: opener))
+                    return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, record: record, opener: opener))
                 }
                 // Saved meanwhile (or being saved): change the saved file.
                 let saved = try await journaled { try await journal.finalized(record) }
@@ -103,9 +106,9 @@ extension MediaFilesystem {
             }
             if truncate {
                 let record = try await startRecord(for: current, baseSize: 0)
-                return register(OpenFile(inode: node.inode, writable: true, record: record, opener: opener))
+                return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, record: record, opener: opener))
             }
-            return register(OpenFile(inode: node.inode, writable: true, existing: current.item, opener: opener))
+            return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, existing: current.item, opener: opener))
         }
     }
 
@@ -191,7 +194,8 @@ extension MediaFilesystem {
         if file.discarded { return bytes.count }
         guard let record = file.record else { return nil }
         do throws(JournalError) {
-            guard try journal.writeNow(record, at: offset, bytes: bytes) else { return nil }
+            guard let written = try journal.writeNow(record, at: offset, bytes: bytes, appending: file.appending) else { return nil }
+            if written != offset { appendedElsewhere(file.inode) }
         } catch {
             if error.errno == ESTALE || error.errno == EBADF { return nil }
             throw FilesystemError(error.errno, error.message)
@@ -200,12 +204,20 @@ extension MediaFilesystem {
         return bytes.count
     }
 
+    /// An append landed past the length the kernel had (which it wrote its cached pages at):
+    /// it forgets the file's pages and length.
+    private func appendedElsewhere(_ inode: InodeNumber) {
+        invalidateKernelCaches([.inode(inode)])
+    }
+
     /// `write`: returns the bytes taken (all of them). Waits while the journal is full.
     public func write(handle: UInt64, offset: Int64, data: ByteBuffer) async throws -> Int {
         for _ in 0..<3 {
             guard let record = try await record(for: handle, change: .write) else { return data.readableBytes }
             do throws(JournalError) {
-                _ = try await journal.write(record, at: offset, buffer: data)
+                let appending = state.withLock { $0.files[handle]?.appending ?? false }
+                let written = try await journal.write(record, at: offset, buffer: data, appending: appending)
+                if written != offset, let inode = state.withLock({ $0.files[handle]?.inode }) { appendedElsewhere(inode) }
                 state.withLock { $0.files[handle]?.wrote = true }
                 return data.readableBytes
             } catch where error.errno == ESTALE || error.errno == EBADF {

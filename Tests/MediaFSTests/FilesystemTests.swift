@@ -176,4 +176,18 @@ struct FilesystemTests {
             #expect(try await fx.readAll(inode) == Data("k".utf8))
         }
     }
+
+    @Test("O_APPEND writes land at the file's end, even where the offset the kernel sends is behind it (its length shrunk by a short read of older content)", arguments: [false, true])
+    func appendsLandAtTheEnd(writeBack: Bool) async throws {
+        try await FilesystemFixture.with(writeBack: writeBack) { fx in
+            _ = try await fx.upload("a.bin", Data("0123456789".utf8))
+            let inode = try await fx.filesystem.lookup(parent: 1, name: "a.bin").attributes.inode
+            let handle = try await fx.filesystem.open(inode, flags: O_WRONLY | O_APPEND)
+            _ = try await fx.filesystem.write(handle: handle, offset: 4, data: ByteBuffer(string: "ab"))
+            _ = try await fx.filesystem.write(handle: handle, offset: 6, data: ByteBuffer(string: "cd"))
+            try await fx.filesystem.flush(handle: handle, context: nil)
+            await fx.filesystem.release(handle: handle)
+            #expect(try await fx.readAll(inode) == Data("0123456789abcd".utf8))
+        }
+    }
 }
