@@ -231,7 +231,7 @@ extension Journal {
     static let sealedBytesLimit: Int64 = 128 << 10
 
     private enum Sealing {
-        case sealed(JournalRecord)
+        case sealed
         /// Its length is no longer the one read.
         case changed
     }
@@ -267,7 +267,7 @@ extension Journal {
     /// given), and hands the sealed record to `commit` before the lock is released. `synced`: its
     /// data file and directory entry are durable.
     private func sealing(
-        _ id: String, length: Int64?, synced: Bool, commit: (JournalRecord) -> Void = { _ in }
+        _ id: String, length: Int64?, synced: Bool, commit: (JournalRecord) -> Void
     ) -> Sealing? {
         state.withLock { state -> Sealing? in
             guard var runtime = state.records[id], runtime.record.state == .open else { return nil }
@@ -279,7 +279,7 @@ extension Journal {
             if runtime.writers == 0 && !runtime.sending { runtime.data = nil }
             state.records[id] = runtime
             commit(runtime.record)
-            return .sealed(runtime.record)
+            return .sealed
         }
     }
 

@@ -52,17 +52,7 @@ struct ModelBasedTests {
             \(listing)
             """
         print(report)
-        if writeBack {
-            // Known and open (README, "Known limits"): with write-back, an upload completing in
-            // the background can still race the next change of the same file. Reported here, not
-            // failing the run, until fixed (seeds 782530321 and 2509421943 found symptoms whose
-            // causes are fixed since; the stress suite still meets one).
-            withKnownIssue(StressTests.writeBackRace, isIntermittent: true) {
-                Issue.record(Comment(rawValue: report))
-            }
-        } else {
-            Issue.record(Comment(rawValue: report))
-        }
+        Issue.record(Comment(rawValue: report))
     }
 
     @Test("the model itself: POSIX answers for the cases the runs depend on")
