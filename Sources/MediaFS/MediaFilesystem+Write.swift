@@ -92,12 +92,13 @@ extension MediaFilesystem {
         try checkWritable("opening '\(node.name)' for writing")
         let opener = Self.threadGroup(of: context?.pid)
         let truncate = flags & O_TRUNC != 0
+        let appending = flags & O_APPEND != 0
         return try await inodeLocks.withLock(node.inode) {
             var current = try self.node(node.inode)
             if let record = current.item.record {
                 if try await journaled({ try await journal.attach(record) }) {
                     if truncate { try await journaled { try await journal.truncate(record, to: 0) } }
-                    return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, record: record, opener: opener))
+                    return register(OpenFile(inode: node.inode, writable: true, appending: appending, record: record, opener: opener))
                 }
                 // Saved meanwhile (or being saved): change the saved file.
                 let saved = try await journaled { try await journal.finalized(record) }
@@ -106,9 +107,9 @@ extension MediaFilesystem {
             }
             if truncate {
                 let record = try await startRecord(for: current, baseSize: 0)
-                return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, record: record, opener: opener))
+                return register(OpenFile(inode: node.inode, writable: true, appending: appending, record: record, opener: opener))
             }
-            return register(OpenFile(inode: node.inode, writable: true, appending: flags & O_APPEND != 0, existing: current.item, opener: opener))
+            return register(OpenFile(inode: node.inode, writable: true, appending: appending, existing: current.item, opener: opener))
         }
     }
 
@@ -215,9 +216,9 @@ extension MediaFilesystem {
         for _ in 0..<3 {
             guard let record = try await record(for: handle, change: .write) else { return data.readableBytes }
             do throws(JournalError) {
-                let appending = state.withLock { $0.files[handle]?.appending ?? false }
-                let written = try await journal.write(record, at: offset, buffer: data, appending: appending)
-                if written != offset, let inode = state.withLock({ $0.files[handle]?.inode }) { appendedElsewhere(inode) }
+                let file = state.withLock { $0.files[handle] }
+                let written = try await journal.write(record, at: offset, buffer: data, appending: file?.appending ?? false)
+                if written != offset, let file { appendedElsewhere(file.inode) }
                 state.withLock { $0.files[handle]?.wrote = true }
                 return data.readableBytes
             } catch where error.errno == ESTALE || error.errno == EBADF {
